@@ -1,0 +1,286 @@
+package chatapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// TokenSource hands out the app token sent as "Authorization: Bearer".
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// Refresher is a TokenSource that can replace a token the server refused.
+// Send calls Refresh after a 401 and tries the call once more.
+type Refresher interface {
+	TokenSource
+	Refresh(ctx context.Context, stale string) error
+}
+
+// StaticToken is a TokenSource that always returns the same token.
+type StaticToken string
+
+// Token returns the token.
+func (t StaticToken) Token(context.Context) (string, error) { return string(t), nil }
+
+// Config says where the API is and how to reach it.
+type Config struct {
+	Host       string        // scheme://host[:port], e.g. https://a1.easemob.com
+	Org, App   string        // the /{org}/{app} flavour
+	AppID      string        // the /app-id/{app_id} flavour, used when set
+	Tokens     TokenSource   // the app token
+	HTTPClient *http.Client  // nil: a client with sane connection limits
+	Timeout    time.Duration // per call; 0: 30 s
+}
+
+// Client sends batches to the message-send API. It is safe for concurrent
+// use.
+type Client struct {
+	base    string
+	tokens  TokenSource
+	http    *http.Client
+	timeout time.Duration
+}
+
+// New checks cfg and returns a client. A plain http:// host is refused unless
+// it is a loopback address (ErrInsecureHost).
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.Host, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("host: %w", err)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return nil, fmt.Errorf("host %s: %w", u.Host, ErrInsecureHost)
+	default:
+		return nil, fmt.Errorf("host %q: want an https:// URL", cfg.Host)
+	}
+	if u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("host %q: want scheme://host[:port] only", u.Redacted())
+	}
+	var base string
+	switch {
+	case cfg.AppID != "":
+		base = u.Scheme + "://" + u.Host + "/app-id/" + url.PathEscape(cfg.AppID)
+	case cfg.Org != "" && cfg.App != "":
+		base = u.Scheme + "://" + u.Host + "/" + url.PathEscape(cfg.Org) + "/" + url.PathEscape(cfg.App)
+	default:
+		return nil, errors.New("either an app ID or both org and app names are needed")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("no app token source")
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+			ForceAttemptHTTP2:   true,
+		}}
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &Client{base: base, tokens: cfg.Tokens, http: hc, timeout: timeout}, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// BaseURL is the URL every endpoint path is appended to.
+func (c *Client) BaseURL() string { return c.base }
+
+// NewRequest builds the exact HTTP request of b, with the given token.
+func (c *Client) NewRequest(ctx context.Context, b Batch, token string) (*http.Request, error) {
+	body, err := b.Encode()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+b.Kind.Path(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req, nil
+}
+
+// Result is what a delivered call returned.
+type Result struct {
+	// IDs maps each recipient of the batch to the message ID the server
+	// gave it. For the directed kinds every member gets the one ID the
+	// server returned for the group or room; the legacy API returns
+	// "success" instead of an ID. A recipient the answer left out is absent.
+	IDs map[string]string
+}
+
+// answer is the JSON of every reply, success or failure.
+type answer struct {
+	Data        map[string]json.RawMessage `json:"data"`
+	Error       string                     `json:"error"`
+	Description string                     `json:"error_description"`
+}
+
+// Send makes one call for b and reads its answer. A failure is an *Error
+// whose Outcome says whether the batch may be sent again.
+func (c *Client) Send(ctx context.Context, b Batch) (Result, error) {
+	token, err := c.tokens.Token(ctx)
+	if err != nil {
+		return Result{}, &Error{Outcome: NotDelivered, Err: fmt.Errorf("app token: %w", err)}
+	}
+	res, err := c.send(ctx, b, token)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+		if r, ok := c.tokens.(Refresher); ok {
+			if rerr := r.Refresh(ctx, token); rerr != nil {
+				return Result{}, &Error{Outcome: NotDelivered, Status: e.Status, Err: fmt.Errorf("refresh app token: %w", rerr)}
+			}
+			if token, err = r.Token(ctx); err != nil {
+				return Result{}, &Error{Outcome: NotDelivered, Err: fmt.Errorf("app token: %w", err)}
+			}
+			return c.send(ctx, b, token)
+		}
+	}
+	return res, err
+}
+
+func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// wrote turns true once the whole request went out: from then on the
+	// server may act on it, whatever happens to the answer.
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	})
+	req, err := c.NewRequest(ctx, b, token)
+	if err != nil {
+		return Result{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// On an error the transport waits for its writer to finish before
+		// Do returns, so wrote is final here.
+		out := NotDelivered
+		if wrote.Load() {
+			out = Ambiguous
+		}
+		return Result{}, &Error{Outcome: out, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil && resp.StatusCode == http.StatusOK {
+		return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", stripURL(err))}
+	}
+	var a answer
+	jerr := json.Unmarshal(raw, &a)
+	if resp.StatusCode == http.StatusOK {
+		if jerr != nil {
+			return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", jerr)}
+		}
+		return Result{IDs: messageIDs(b, a.Data)}, nil
+	}
+	e := &Error{Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
+	if jerr != nil && e.Description == "" {
+		e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
+	}
+	if e.Outcome == NotDelivered {
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return Result{}, e
+}
+
+// classify sorts a non-200 status.
+func classify(status int) Outcome {
+	switch {
+	case status == http.StatusTooManyRequests, status == http.StatusForbidden,
+		status == http.StatusServiceUnavailable, status == http.StatusUnauthorized:
+		return NotDelivered
+	case status >= 500:
+		return Ambiguous
+	}
+	return Permanent
+}
+
+// messageIDs maps the batch's recipients to the IDs in the answer's data.
+func messageIDs(b Batch, data map[string]json.RawMessage) map[string]string {
+	ids := make(map[string]string, len(b.To))
+	str := func(raw json.RawMessage) (string, bool) {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+		var n json.Number
+		if json.Unmarshal(raw, &n) == nil {
+			return n.String(), true
+		}
+		return "", false
+	}
+	if b.Kind.Scoped() {
+		if id, ok := str(data[b.Scope]); ok {
+			for _, to := range b.To {
+				ids[to] = id
+			}
+		}
+		return ids
+	}
+	for _, to := range b.To {
+		if id, ok := str(data[to]); ok {
+			ids[to] = id
+		}
+	}
+	return ids
+}
+
+// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func retryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(h); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// stripURL drops the URL that net/http wraps around transport errors: the
+// error then says what failed, not where, and never carries a query string.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,80 @@
+package chatapi
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Outcome sorts a failed call by what the runner must do about it.
+type Outcome int
+
+const (
+	// NotDelivered means the server refused the call without delivering
+	// anything (429, 403 quota, 503, 401, a connection that never opened):
+	// send it again after a pause.
+	NotDelivered Outcome = iota + 1
+	// Permanent means the server rejected the call (400, 404 and other 4xx):
+	// sending it again would fail the same way.
+	Permanent
+	// Ambiguous means the server may have delivered (500, 502, 504, a
+	// timeout or a reset after the request was written): resending could
+	// deliver twice.
+	Ambiguous
+)
+
+// String names the outcome.
+func (o Outcome) String() string {
+	switch o {
+	case NotDelivered:
+		return "not delivered"
+	case Permanent:
+		return "permanent"
+	case Ambiguous:
+		return "ambiguous"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
+
+// Error is a failed call: its outcome, the HTTP status (0 when no answer
+// came), the server's error and error_description, and the pause the server
+// asked for in Retry-After.
+type Error struct {
+	Outcome     Outcome
+	Status      int
+	Code        string // the answer's "error", e.g. message_send_error
+	Description string // the answer's "error_description"
+	RetryAfter  time.Duration
+	Err         error // the transport error, when no answer came
+}
+
+// Error describes the failure without the request's URL or headers.
+func (e *Error) Error() string {
+	switch {
+	case e.Status == 0 && e.Err != nil:
+		return fmt.Sprintf("%s: %v", e.Outcome, e.Err)
+	case e.Description != "" && e.Code != "":
+		return fmt.Sprintf("%s: status %d: %s: %s", e.Outcome, e.Status, e.Code, e.Description)
+	case e.Description != "" || e.Code != "":
+		return fmt.Sprintf("%s: status %d: %s%s", e.Outcome, e.Status, e.Code, e.Description)
+	}
+	return fmt.Sprintf("%s: status %d", e.Outcome, e.Status)
+}
+
+// Unwrap returns the transport error, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// OutcomeOf returns the outcome of an error returned by Client.Send. An
+// error that is not an *Error was raised before any request was written (a
+// batch that cannot be encoded): it is Permanent.
+func OutcomeOf(err error) Outcome {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Outcome
+	}
+	return Permanent
+}
+
+// ErrInsecureHost is returned by New for a plain http:// host that is not a
+// loopback address: a token must not cross a network in clear text.
+var ErrInsecureHost = errors.New("plain http is allowed only to a loopback address; use https")

@@ -1,0 +1,20 @@
+// Package emulator is an in-process HTTP emulator of the Easemob / Agora Chat
+// message-send REST API, used as the test oracle of imcast and by
+// `imcast fake-server`.
+//
+// It serves both base-URL flavours (/{org}/{app} and /app-id/{app_id}), the
+// five message-send endpoints of the newer API (users, chatgroups, chatrooms,
+// and the directed chatgroups/users and chatrooms/users) and the legacy
+// /messages endpoint. It checks the bearer token, validates request bodies
+// with the documented errors and per-call caps, enforces the per-app quotas
+// over true sliding windows (a rejected call uses no quota), injects faults
+// with a seeded random source, and records every delivery by kind, scope and
+// recipient so that tests can count deliveries and duplicates. GET
+// /_emulator/stats answers Stats as JSON, and GET or POST /_emulator/faults
+// reads or replaces the Faults; neither needs a token.
+//
+// It does not issue tokens (POST /token) or take file uploads (/chatfiles),
+// and does not model user or group existence (except the legacy 404 for
+// Config.UnknownIDs), push, roaming or message history. It shares no code
+// with the API client it is meant to check.
+package emulator

@@ -1,0 +1,550 @@
+package emulator
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kind names, as used by Stats and Delivered.
+const (
+	KindUsers        = "users"
+	KindGroups       = "groups"
+	KindRooms        = "rooms"
+	KindGroupMembers = "group_members"
+	KindRoomMembers  = "room_members"
+	KindLegacy       = "legacy"
+)
+
+const (
+	// firstMessageID is the first message ID handed out (as in seed 003).
+	firstMessageID = 1029457500870543736
+	// applicationUUID is the constant "application" of every answer.
+	applicationUUID = "e82bcc5f-0000-4000-a7c1-92de917ea2b0"
+	// maxRequestBody bounds what a call may send.
+	maxRequestBody = 8 << 20
+	// roomDropLimit is how many messages one chat room keeps per second; the
+	// rest are dropped silently (seed 002). It is not an app quota and does
+	// not scale.
+	roomDropLimit = 20
+)
+
+// Config configures a Server.
+type Config struct {
+	QuotaScale float64          // multiplies every default quota (calls and messages); 0 means 1. Per-call caps never scale.
+	Token      string           // the bearer token accepted; empty: any non-empty bearer token is accepted
+	Faults     Faults           // initial fault injection
+	Now        func() time.Time // clock of the quota windows and timestamps, for tests; nil means time.Now
+	Seed       int64            // seed of the fault source (math/rand/v2 PCG), so that fault runs are reproducible
+	UnknownIDs []string         // legacy API only: a target in this list answers 404 (user or group does not exist)
+}
+
+// Server emulates the message-send API. It implements http.Handler and is
+// safe for concurrent use.
+type Server struct {
+	token   string
+	now     func() time.Time
+	unknown map[string]bool
+	byPath  map[string]*endpoint
+	limits  map[string]KindLimits
+
+	mu       sync.Mutex // guards everything below, and the endpoints' windows
+	faults   Faults
+	rng      *rand.Rand
+	lastID   uint64
+	messages map[[sha256.Size]byte]uint32 // message digest to a small index
+	receipts map[deliveryKey]receipt
+	more     map[deliveryKey][]uint32 // distinct messages after the first
+	rooms    map[string]*window
+	stats    Stats // Kinds and Limits are filled in by Stats
+	kinds    map[string]*KindStats
+}
+
+// deliveryKey names a recipient: scope is the group or room of directed
+// kinds, the target_type of legacy calls, and "" otherwise.
+type deliveryKey struct {
+	kind, scope, recipient string
+}
+
+// receipt is what one recipient got. Messages are indexes into
+// Server.messages, and the rare recipient that got more than one distinct
+// message keeps the others in Server.more, so that a million recipients
+// cost little more than their keys.
+type receipt struct {
+	n     uint32 // deliveries, duplicates included
+	first uint32 // the first message delivered
+}
+
+// New returns a Server configured by cfg. cfg.Faults is taken as is; check
+// it first with Faults.Validate if it comes from a user.
+func New(cfg Config) *Server {
+	scale := cfg.QuotaScale
+	if scale <= 0 || math.IsNaN(scale) || math.IsInf(scale, 0) {
+		scale = 1
+	}
+	s := &Server{
+		token:    cfg.Token,
+		now:      cfg.Now,
+		unknown:  map[string]bool{},
+		byPath:   map[string]*endpoint{},
+		limits:   map[string]KindLimits{},
+		faults:   cfg.Faults,
+		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+		lastID:   firstMessageID - 1,
+		messages: map[[sha256.Size]byte]uint32{},
+		receipts: map[deliveryKey]receipt{},
+		more:     map[deliveryKey][]uint32{},
+		rooms:    map[string]*window{},
+		kinds:    map[string]*KindStats{},
+		stats:    Stats{Responses: map[int]int{}, Faults: map[string]int{}},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for _, id := range cfg.UnknownIDs {
+		s.unknown[id] = true
+	}
+	for _, ep := range newEndpoints(scale) {
+		s.byPath[ep.path] = ep
+		s.limits[ep.kind] = ep.limits()
+		s.kinds[ep.kind] = newKindStats()
+	}
+	return s
+}
+
+// SetFaults replaces the injected faults. Probabilities outside [0, 1] act
+// as 0 or 1; see Faults.Validate.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+}
+
+// Faults returns the faults now injected.
+func (s *Server) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// Limits returns the effective per-call caps and quotas of every kind.
+func (s *Server) Limits() map[string]KindLimits {
+	out := make(map[string]KindLimits, len(s.limits))
+	for k, l := range s.limits {
+		out[k] = l.clone()
+	}
+	return out
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Responses = maps.Clone(s.stats.Responses)
+	st.Faults = maps.Clone(s.stats.Faults)
+	st.Kinds = make(map[string]KindStats, len(s.kinds))
+	for k, ks := range s.kinds {
+		st.Kinds[k] = ks.clone()
+	}
+	st.Limits = s.Limits()
+	return st
+}
+
+// Delivered reports how many times anything was delivered to recipient.
+// kind is one of the Kind names; scope is the group or room ID for the
+// directed kinds, the target_type ("users" or "chatgroups") for legacy, and
+// "" otherwise. As a shorthand, kind "legacy_users" or "legacy_groups" with
+// scope "" stands for kind "legacy" with scope "users" or "chatgroups".
+func (s *Server) Delivered(kind, scope, recipient string) int {
+	switch kind {
+	case "legacy_users":
+		kind, scope = KindLegacy, "users"
+	case "legacy_groups":
+		kind, scope = KindLegacy, "chatgroups"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.receipts[deliveryKey{kind, scope, recipient}].n)
+}
+
+// base is the part of a request path before the endpoint.
+type base struct {
+	prefix   string // "/org/app" or "/app-id/ID"
+	org, app string // org is "" in the /app-id/ flavour
+}
+
+// ServeHTTP answers a call to the message-send API, or to the control
+// endpoints GET /_emulator/stats and GET or POST /_emulator/faults.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_emulator/") {
+		s.serveControl(w, r)
+		return
+	}
+	s.mu.Lock()
+	s.stats.Requests++
+	s.mu.Unlock()
+	ep, b, ok := s.route(r.URL.Path)
+	if !ok {
+		s.fail(w, nil, errNotFound("Service resource not found"))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		s.fail(w, nil, errMethod(r.Method))
+		return
+	}
+	s.serveCall(w, r, ep, b)
+}
+
+// route finds the endpoint of path, under either base flavour.
+func (s *Server) route(path string) (*endpoint, base, bool) {
+	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 3)
+	if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
+		return nil, base{}, false
+	}
+	b := base{prefix: "/" + parts[0] + "/" + parts[1], app: parts[1]}
+	if parts[0] != "app-id" {
+		b.org = parts[0]
+	}
+	ep, ok := s.byPath["/"+parts[2]]
+	return ep, b, ok
+}
+
+// serveCall handles one message call: latency, auth, validation, quota,
+// faults, delivery, answer.
+func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, ep *endpoint, b base) {
+	s.mu.Lock()
+	s.stats.Calls++
+	s.kinds[ep.kind].Calls++
+	latency := s.faults.Latency
+	if latency > 0 {
+		s.countFault(ep, FaultLatency)
+	}
+	s.mu.Unlock()
+
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			s.fail(w, ep, errUnavailable("The request was canceled before it was handled"))
+			return
+		}
+	}
+	if e := s.authorize(r); e != nil {
+		s.fail(w, ep, e)
+		return
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		s.fail(w, ep, errInvalidBody())
+		return
+	}
+	var req *request
+	var e *apiError
+	if ep.legacy {
+		req, e = parseLegacy(raw)
+	} else {
+		req, e = parseSend(ep, raw)
+	}
+	if e != nil {
+		s.fail(w, ep, e)
+		return
+	}
+	if ep.legacy {
+		for _, id := range req.to {
+			if s.unknown[id] {
+				s.fail(w, ep, errNotFound("Service resource not found: "+req.scope+" "+id+" does not exist"))
+				return
+			}
+		}
+	}
+
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	o := s.decide(ep, req, b, scheme+"://"+r.Host)
+	if o.reset {
+		resetConn(w)
+		return
+	}
+	writeJSON(w, o.status, o.body)
+}
+
+// outcome is the answer decided for an admitted call.
+type outcome struct {
+	status int
+	body   any
+	reset  bool // reset the connection instead of answering
+}
+
+// faultStatus is the answer of the faults that deliver nothing.
+var faultStatus = map[string]int{
+	FaultTooManyRequests: http.StatusTooManyRequests,
+	FaultQuotaForbidden:  http.StatusForbidden,
+	FaultUnavailable:     http.StatusServiceUnavailable,
+	FaultErrorBefore:     http.StatusInternalServerError,
+}
+
+// decide runs quota admission, fault injection and delivery for a valid
+// call, all under the lock, and counts the answer before it is sent.
+func (s *Server) decide(ep *endpoint, req *request, b base, origin string) outcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	n := len(req.recipients(ep))
+	if q := ep.admit(now, n); q != nil {
+		return s.failed(ep, errStatus(q.Status), now)
+	}
+	fault := ""
+	if s.faults.any() {
+		fault = s.faults.pick(s.rng.Float64())
+	}
+	if st, ok := faultStatus[fault]; ok {
+		s.countFault(ep, fault)
+		return s.failed(ep, errStatus(st), now)
+	}
+
+	ep.charge(now, n)
+	data := s.deliver(ep, req, now)
+	s.stats.Accepted++
+	s.kinds[ep.kind].Accepted++
+	switch fault {
+	case FaultErrorAfter:
+		s.countFault(ep, fault)
+		return s.failed(ep, errInternal(), now)
+	case FaultResetAfter:
+		s.countFault(ep, fault)
+		return outcome{reset: true}
+	}
+
+	s.countResponse(ep, http.StatusOK)
+	if ep.legacy {
+		return outcome{status: http.StatusOK, body: legacyAnswer{
+			Action: "post", Application: applicationUUID, Params: map[string]any{},
+			URI: origin + b.prefix, Entities: []any{}, Data: data,
+			Timestamp: now.UnixMilli(), Organization: b.org, ApplicationName: b.appName(),
+		}}
+	}
+	return outcome{status: http.StatusOK, body: sendAnswer{
+		Path: ep.path, URI: origin + b.prefix + ep.path, Timestamp: now.UnixMilli(),
+		Organization: b.org, Application: applicationUUID, Action: "post", Data: data,
+		ApplicationName: b.appName(),
+	}}
+}
+
+// appName is the applicationName of an answer: none in the /app-id/
+// flavour, whose answers (seed 003) carry neither it nor organization.
+func (b base) appName() string {
+	if b.org == "" {
+		return ""
+	}
+	return b.app
+}
+
+// deliver records the deliveries of an admitted call and returns the data
+// of its answer: a new message ID per ID in to, or "success" per legacy
+// target.
+func (s *Server) deliver(ep *endpoint, req *request, now time.Time) map[string]string {
+	ks := s.kinds[ep.kind]
+	data := make(map[string]string, len(req.to))
+	for _, id := range req.to {
+		if ep.legacy {
+			data[id] = "success"
+			continue
+		}
+		s.lastID++
+		data[id] = strconv.FormatUint(s.lastID, 10)
+	}
+	msg, ok := s.messages[req.digest]
+	if !ok {
+		msg = uint32(len(s.messages))
+		s.messages[req.digest] = msg
+	}
+	for _, id := range req.recipients(ep) {
+		if s.receive(deliveryKey{ep.kind, req.scope, id}, msg) {
+			s.stats.Duplicates++
+			ks.Duplicates++
+		}
+		s.stats.Delivered++
+		ks.Delivered++
+		if ep.kind == KindRooms {
+			s.roomReceive(ks, id, now)
+		}
+	}
+	return data
+}
+
+// receive records a delivery of msg to k and reports whether k already had
+// that message.
+func (s *Server) receive(k deliveryKey, msg uint32) (dup bool) {
+	r := s.receipts[k]
+	switch {
+	case r.n == 0:
+		r.first = msg
+	case r.first == msg:
+		dup = true
+	case slices.Contains(s.more[k], msg):
+		dup = true
+	default:
+		s.more[k] = append(s.more[k], msg)
+	}
+	r.n++
+	s.receipts[k] = r
+	return dup
+}
+
+// roomReceive counts a drop when room already kept roomDropLimit messages
+// within the last second; dropped messages do not count toward the limit.
+func (s *Server) roomReceive(ks *KindStats, room string, now time.Time) {
+	w := s.rooms[room]
+	if w == nil {
+		w = newWindow(roomDropLimit, time.Second)
+		s.rooms[room] = w
+	}
+	if w.fits(now, 1) {
+		w.add(now, 1)
+		return
+	}
+	s.stats.RoomDrops++
+	ks.RoomDrops++
+}
+
+// authorize checks the bearer token.
+func (s *Server) authorize(r *http.Request) *apiError {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return errUnauthorized(descNoToken)
+	}
+	if s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
+		return errUnauthorized(descBadToken)
+	}
+	return nil
+}
+
+// failed counts and builds the answer of a failed call; s.mu is held.
+func (s *Server) failed(ep *endpoint, e *apiError, now time.Time) outcome {
+	s.countResponse(ep, e.status)
+	e.body.Timestamp = now.UnixMilli()
+	return outcome{status: e.status, body: e.body}
+}
+
+// fail counts and sends the answer of a failed call; ep may be nil.
+func (s *Server) fail(w http.ResponseWriter, ep *endpoint, e *apiError) {
+	s.mu.Lock()
+	o := s.failed(ep, e, s.now())
+	s.mu.Unlock()
+	writeJSON(w, o.status, o.body)
+}
+
+// countResponse counts an answer; s.mu is held and ep may be nil.
+func (s *Server) countResponse(ep *endpoint, status int) {
+	s.stats.Responses[status]++
+	if ep != nil {
+		s.kinds[ep.kind].Responses[status]++
+	}
+}
+
+// countFault counts an injected fault; s.mu is held.
+func (s *Server) countFault(ep *endpoint, name string) {
+	s.stats.Faults[name]++
+	s.kinds[ep.kind].Faults[name]++
+}
+
+// resetConn drops the connection with a TCP reset and no answer.
+func resetConn(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler) // not hijackable: abort without an answer
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// sendAnswer is the 200 answer of the newer API.
+type sendAnswer struct {
+	Path            string            `json:"path"`
+	URI             string            `json:"uri"`
+	Timestamp       int64             `json:"timestamp"`
+	Organization    string            `json:"organization,omitempty"`
+	Application     string            `json:"application"`
+	Action          string            `json:"action"`
+	Data            map[string]string `json:"data"`
+	Duration        int               `json:"duration"`
+	ApplicationName string            `json:"applicationName,omitempty"`
+}
+
+// legacyAnswer is the 200 answer of the legacy API.
+type legacyAnswer struct {
+	Action          string            `json:"action"`
+	Application     string            `json:"application"`
+	Params          map[string]any    `json:"params"`
+	URI             string            `json:"uri"`
+	Entities        []any             `json:"entities"`
+	Data            map[string]string `json:"data"`
+	Timestamp       int64             `json:"timestamp"`
+	Duration        int               `json:"duration"`
+	Organization    string            `json:"organization,omitempty"`
+	ApplicationName string            `json:"applicationName,omitempty"`
+}
+
+// serveControl answers the /_emulator/ endpoints, which need no token and
+// are not counted in Stats.
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/_emulator/stats":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeControlError(w, errMethod(r.Method))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Stats())
+	case "/_emulator/faults":
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			writeJSON(w, http.StatusOK, s.Faults())
+		case http.MethodPost, http.MethodPut:
+			var f Faults
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+			err := dec.Decode(&f)
+			if err == nil {
+				err = f.Validate()
+			}
+			if err != nil {
+				e := errInvalidBody()
+				e.body.Description = err.Error()
+				writeControlError(w, e)
+				return
+			}
+			s.SetFaults(f)
+			writeJSON(w, http.StatusOK, f)
+		default:
+			w.Header().Set("Allow", "GET, HEAD, POST, PUT")
+			writeControlError(w, errMethod(r.Method))
+		}
+	default:
+		writeControlError(w, errNotFound("Service resource not found"))
+	}
+}
+
+func writeControlError(w http.ResponseWriter, e *apiError) {
+	e.body.Timestamp = time.Now().UnixMilli()
+	writeJSON(w, e.status, e.body)
+}

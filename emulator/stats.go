@@ -1,0 +1,58 @@
+package emulator
+
+import (
+	"maps"
+	"time"
+)
+
+// Stats is a snapshot of what the server has seen and done. Its JSON form is
+// what GET /_emulator/stats answers.
+type Stats struct {
+	Requests   int                   `json:"requests"`   // every HTTP request but those to /_emulator/
+	Calls      int                   `json:"calls"`      // POSTs to a message path, whatever the answer
+	Accepted   int                   `json:"accepted"`   // calls that delivered (200, error_after, reset_after)
+	Delivered  int                   `json:"delivered"`  // deliveries recorded, one per recipient
+	Duplicates int                   `json:"duplicates"` // deliveries of a message to a recipient that already had it
+	RoomDrops  int                   `json:"room_drops"` // room messages beyond 20 per room per second (answered 200)
+	Responses  map[int]int           `json:"responses"`  // answers by HTTP status; a reset connection sends none
+	Faults     map[string]int        `json:"faults"`     // injected faults by name (latency included)
+	Kinds      map[string]KindStats  `json:"kinds"`      // per endpoint kind
+	Limits     map[string]KindLimits `json:"limits"`     // the effective caps and quotas per kind
+}
+
+// KindStats counts the calls of one endpoint kind.
+type KindStats struct {
+	Calls      int            `json:"calls"`
+	Accepted   int            `json:"accepted"`
+	Delivered  int            `json:"delivered"`
+	Duplicates int            `json:"duplicates"`
+	RoomDrops  int            `json:"room_drops"`
+	Responses  map[int]int    `json:"responses"`
+	Faults     map[string]int `json:"faults"`
+}
+
+// KindLimits holds the per-call caps and the quotas of one endpoint kind.
+type KindLimits struct {
+	MaxTo    int     `json:"max_to"`    // IDs per call in to (legacy: 0, no cap)
+	MaxUsers int     `json:"max_users"` // IDs per call in users (directed kinds; else 0)
+	Quotas   []Quota `json:"quotas"`    // checked in this order; the first full one answers
+}
+
+// Quota is one sliding-window quota: at most Limit units within any Span.
+type Quota struct {
+	Unit   string        `json:"unit"`   // "calls" or "messages" (recipients in to, or users for directed kinds)
+	Limit  int           `json:"limit"`  // default times Config.QuotaScale, rounded, at least 1
+	Span   time.Duration `json:"span"`   // in JSON, nanoseconds
+	Status int           `json:"status"` // the answer to a call that does not fit
+}
+
+func newKindStats() *KindStats {
+	return &KindStats{Responses: map[int]int{}, Faults: map[string]int{}}
+}
+
+func (k *KindStats) clone() KindStats {
+	c := *k
+	c.Responses = maps.Clone(k.Responses)
+	c.Faults = maps.Clone(k.Faults)
+	return c
+}
