@@ -5,16 +5,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"imcast/emulator"
+	"imcast/planner"
 )
 
 // Exit codes, as in SPEC.md.
@@ -27,6 +30,13 @@ const (
 )
 
 func main() {
+	if os.Getenv("GOGC") == "" {
+		// plan and run hold one large pointer-free set of delivery hashes;
+		// a lower GC target keeps the heap near it (10 million deliveries:
+		// 408 MB peak at the default, 257 MB at 25) at no measured cost in
+		// speed.
+		debug.SetGCPercent(25)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
@@ -47,7 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // exitCode maps an error to the exit code SPEC.md gives it.
 func exitCode(err error) int {
+	var invalid *planner.InvalidError
 	switch {
+	case errors.As(err, &invalid):
+		return exitInvalid
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	}
@@ -63,6 +76,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by run, and mapped to exit codes there.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
+			planCommand(),
 			fakeServerCommand(),
 		},
 	}
@@ -109,6 +123,68 @@ func fakeServerCommand() *cli.Command {
 				srv.URL, srv.URL, srv.URL, srv.URL)
 			<-c.Context.Done()
 			return srv.Close()
+		},
+	}
+}
+
+// campaignFlags are the flags that say how to read a campaign.
+func campaignFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "message", Usage: "JSON `FILE` of default fields for every row"},
+		&cli.StringFlag{Name: "encoding", Value: planner.UTF8, Usage: "`ENCODING` of CSV files: utf-8 or gbk"},
+		&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F` (for apps whose quotas were raised)"},
+		&cli.StringSliceFlag{Name: "limit", Usage: "override one quota, `KIND.calls=N` or KIND.messages=N (N per the limit's window: a second, a minute for users.messages)"},
+		&cli.BoolFlag{Name: "dedup-ext", Usage: "add a stable ext key per delivery, so that client apps can drop a resent duplicate"},
+	}
+}
+
+// dedupExtReserve is the room --dedup-ext takes in ext: a key and a
+// 32-character value.
+const dedupExtReserve = 64
+
+func openCampaign(c *cli.Context) (*planner.Campaign, planner.Quotas, error) {
+	if c.NArg() == 0 {
+		return nil, nil, errors.New("no campaign files: give one or more .csv or .jsonl files")
+	}
+	opts := planner.Options{
+		Files:    c.Args().Slice(),
+		Message:  c.String("message"),
+		Encoding: c.String("encoding"),
+	}
+	if c.Bool("dedup-ext") {
+		opts.ExtReserve = dedupExtReserve
+	}
+	quotas, err := planner.NewQuotas(c.Float64("quota-scale"), c.StringSlice("limit"))
+	if err != nil {
+		return nil, nil, err
+	}
+	camp, err := planner.Open(opts)
+	return camp, quotas, err
+}
+
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "read and validate a campaign and print its plan; sends nothing",
+		ArgsUsage: "CAMPAIGN...",
+		Flags: append(campaignFlags(),
+			&cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"},
+		),
+		Action: func(c *cli.Context) error {
+			camp, quotas, err := openCampaign(c)
+			if err != nil {
+				return err
+			}
+			plan, err := camp.Plan(c.Context, quotas)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(plan)
+			}
+			return plan.WriteText(c.App.Writer)
 		},
 	}
 }

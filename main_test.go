@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -83,4 +84,49 @@ func TestFakeServerRefusesNonLoopback(t *testing.T) {
 	if !strings.Contains(stderr, "loopback") {
 		t.Errorf("stderr %q does not say the address must be loopback", stderr)
 	}
+}
+
+func TestPlanCommand(t *testing.T) {
+	t.Run("valid campaign", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "plan", "samples/mixed.jsonl")
+		if code != exitOK {
+			t.Fatalf("exit code %d, want 0; stderr: %s", code, stderr)
+		}
+		for _, kind := range []string{"users", "groups", "rooms", "group_members", "room_members", "total"} {
+			if !strings.Contains(stdout, kind) {
+				t.Errorf("plan does not list %s:\n%s", kind, stdout)
+			}
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "plan", "--json", "--message", "samples/welcome.json", "samples/ids.csv")
+		if code != exitOK {
+			t.Fatalf("exit code %d, want 0; stderr: %s", code, stderr)
+		}
+		var plan struct {
+			Total struct {
+				Recipients int64   `json:"recipients"`
+				Batches    int64   `json:"batches"`
+				MinSeconds float64 `json:"min_seconds"`
+			} `json:"total"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
+			t.Fatalf("plan --json: %v\n%s", err, stdout)
+		}
+		if plan.Total.Recipients != 5 || plan.Total.Batches != 1 || plan.Total.MinSeconds != 0.05 {
+			t.Errorf("got %+v, want 5 recipients, 1 batch, 0.05 s", plan.Total)
+		}
+	})
+	t.Run("invalid campaign exits 2 and names the line", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "plan", "samples/ids.csv")
+		if code != exitInvalid {
+			t.Fatalf("exit code %d, want %d", code, exitInvalid)
+		}
+		if stdout != "" {
+			t.Errorf("stdout: got %q, want nothing", stdout)
+		}
+		if !strings.Contains(stderr, "samples/ids.csv:2: a txt message needs msg (or body.msg)") {
+			t.Errorf("stderr does not name the file and line:\n%s", stderr)
+		}
+	})
 }

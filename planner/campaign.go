@@ -1,0 +1,188 @@
+package planner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Options say which files make a campaign and how to read them.
+type Options struct {
+	Files      []string // CSV (.csv) and JSON Lines (.jsonl) files, read in order
+	Message    string   // a JSON file of default fields for every row (--message)
+	Encoding   string   // of CSV files: utf-8 (default) or gbk
+	ExtReserve int      // bytes the runner adds to each ext (--dedup-ext), counted in the 5 KB limit
+}
+
+// Campaign is one or more campaign files read as one.
+type Campaign struct {
+	opts     Options
+	defaults *fields
+}
+
+// Open checks the options and reads the --message defaults. The campaign
+// files are read later, by Plan and Batches.
+func Open(opts Options) (*Campaign, error) {
+	var ps problems
+	if len(opts.Files) == 0 {
+		ps.add("campaign", 0, "no campaign files given")
+	}
+	c := &Campaign{opts: opts}
+	if opts.Message != "" {
+		c.defaults = readDefaults(opts.Message, &ps)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Name is the default campaign name: the first file's base name without its
+// extension.
+func (c *Campaign) Name() string {
+	base := filepath.Base(c.opts.Files[0])
+	return strings.TrimSuffix(base, filepath.Ext(base))
+}
+
+func readDefaults(path string, ps *problems) *fields {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		ps.add(path, 0, "%s", errText(err))
+		return nil
+	}
+	data = skipBOMBytes(data)
+	var row jsonRow
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&row); err != nil {
+		ps.add(path, lineAt(data, errOffset(err, data, dec.InputOffset())), "%s", jsonError(err))
+		return nil
+	}
+	if rest := dec.InputOffset(); !onlySpace(data[rest:]) {
+		ps.add(path, lineAt(data, rest+1), "malformed JSON: text after the object")
+		return nil
+	}
+	bad := func(format string, args ...any) { ps.add(path, 1, format, args...) }
+	if row.To != nil || row.Recipient != nil {
+		bad("to: recipients come from the campaign files, not from --message")
+	}
+	f := row.fields(bad)
+	return &f
+}
+
+// errOffset is where in data a JSON error is: the offset a syntax error
+// gives, the first place an unknown key stands, or at.
+func errOffset(err error, data []byte, at int64) int64 {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return se.Offset
+	}
+	if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if i := bytes.Index(data, []byte(key)); i >= 0 {
+			return int64(i) + 1
+		}
+	}
+	return at
+}
+
+// lineAt is the line of data holding the byte at offset (1-based lines;
+// offsets count from 1, as json.SyntaxError's do).
+func lineAt(data []byte, offset int64) int {
+	offset = min(max(offset-1, 0), int64(len(data)))
+	return 1 + bytes.Count(data[:offset], []byte("\n"))
+}
+
+func skipBOMBytes(b []byte) []byte {
+	if len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf {
+		return b[3:]
+	}
+	return b
+}
+
+// deliveryFunc receives each valid delivery: a message and one recipient.
+type deliveryFunc func(m *Message, to string) error
+
+// scan reads every file and calls fn for each delivery of each valid row,
+// duplicates included. Rows with problems are not passed on; their problems
+// come back as an *InvalidError once every file is read.
+func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
+	var ps problems
+	type entry struct {
+		msg   *Message
+		probs []string
+	}
+	cache := map[string]entry{}
+	var key []byte
+	rows := 0
+	for _, file := range c.opts.Files {
+		dir := filepath.Dir(file)
+		bad := func(line int, format string, args ...any) { ps.add(file, line, format, args...) }
+		err := readFile(file, c.opts.Encoding, func(line int, f *fields, to []string) error {
+			if rows++; rows%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			merged := f.over(c.defaults)
+			key = append(append(key[:0], dir...), 0)
+			key = merged.appendKey(key)
+			e, ok := cache[string(key)]
+			if !ok {
+				if len(cache) >= 1<<16 {
+					clear(cache)
+				}
+				m, probs := compile(merged, dir, c.opts.ExtReserve)
+				e = entry{msg: m, probs: probs}
+				cache[string(key)] = e
+			}
+			for _, p := range e.probs {
+				ps.add(file, line, "%s", p)
+			}
+			if len(to) == 0 {
+				ps.add(file, line, "to is missing: every row needs a recipient")
+				return nil
+			}
+			for _, id := range to {
+				id = strings.TrimSpace(id)
+				if id == "" {
+					ps.add(file, line, "to is empty")
+					continue
+				}
+				if e.msg != nil {
+					if err := fn(e.msg, id); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}, bad)
+		if err != nil {
+			return err
+		}
+	}
+	return ps.err()
+}
+
+// deliverySet remembers deliveries by a 64-bit hash of message and
+// recipient: 10 million take 128 MB. Two deliveries whose hashes collide
+// (odds of about 3 in a million for 10 million deliveries) count as one.
+type deliverySet struct {
+	seed maphash.Seed
+	seen *hashSet
+}
+
+func newDeliverySet() *deliverySet {
+	return &deliverySet{seed: maphash.MakeSeed(), seen: newHashSet()}
+}
+
+// add reports whether the delivery is new.
+func (s *deliverySet) add(m *Message, to string) bool {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.Write(m.Digest[:16])
+	h.WriteString(to)
+	return s.seen.add(h.Sum64())
+}

@@ -1,0 +1,196 @@
+package planner
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// opt is a string that may be absent, so that an empty value ("from": "")
+// can be told from a missing one.
+type opt struct {
+	V  string
+	OK bool
+}
+
+func some(s string) opt { return opt{V: s, OK: true} }
+
+// fields are one row's values as read, before validation. JSON values (body,
+// ext, roam_ignore_users) and booleans are kept as their text; "" means
+// absent. Both readers produce them, so CSV and JSON Lines rows follow the
+// same rules.
+type fields struct {
+	Kind, Scope, Type, File     opt
+	Msg, From                   opt
+	RouteType, ChatroomMsgLevel opt
+	Body, Ext, RoamIgnoreUsers  opt // JSON text
+	SyncDevice, NeedGroupAck    opt // JSON true or false
+}
+
+// over returns f with every absent field taken from d, the campaign's
+// defaults (--message).
+func (f fields) over(d *fields) fields {
+	if d == nil {
+		return f
+	}
+	pick := func(a *opt, b opt) {
+		if !a.OK {
+			*a = b
+		}
+	}
+	pick(&f.Kind, d.Kind)
+	pick(&f.Scope, d.Scope)
+	pick(&f.Type, d.Type)
+	pick(&f.File, d.File)
+	pick(&f.Msg, d.Msg)
+	pick(&f.From, d.From)
+	pick(&f.RouteType, d.RouteType)
+	pick(&f.ChatroomMsgLevel, d.ChatroomMsgLevel)
+	pick(&f.Body, d.Body)
+	pick(&f.Ext, d.Ext)
+	pick(&f.RoamIgnoreUsers, d.RoamIgnoreUsers)
+	pick(&f.SyncDevice, d.SyncDevice)
+	pick(&f.NeedGroupAck, d.NeedGroupAck)
+	return f
+}
+
+// appendKey appends a text that is equal for two rows exactly when their
+// fields are: rows with the same key share one validated message.
+func (f *fields) appendKey(b []byte) []byte {
+	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Msg, f.From, f.RouteType,
+		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck} {
+		if o.OK {
+			b = append(b, 1)
+			b = append(b, o.V...)
+		}
+		b = append(b, 0)
+	}
+	return b
+}
+
+// jsonRow is a JSON Lines row, and the --message defaults file.
+type jsonRow struct {
+	Kind             json.RawMessage `json:"kind"`
+	To               json.RawMessage `json:"to"`
+	Recipient        json.RawMessage `json:"recipient"`
+	Scope            json.RawMessage `json:"scope"`
+	Type             json.RawMessage `json:"type"`
+	Msg              json.RawMessage `json:"msg"`
+	Body             json.RawMessage `json:"body"`
+	File             json.RawMessage `json:"file"`
+	From             json.RawMessage `json:"from"`
+	Ext              json.RawMessage `json:"ext"`
+	SyncDevice       json.RawMessage `json:"sync_device"`
+	RouteType        json.RawMessage `json:"routetype"`
+	RoamIgnoreUsers  json.RawMessage `json:"roam_ignore_users"`
+	NeedGroupAck     json.RawMessage `json:"need_group_ack"`
+	ChatroomMsgLevel json.RawMessage `json:"chatroom_msg_level"`
+	// Columns of a report (imcast report --format jsonl), so that a report
+	// can be fed back as a campaign; they are ignored.
+	Campaign  json.RawMessage `json:"campaign"`
+	State     json.RawMessage `json:"state"`
+	MessageID json.RawMessage `json:"message_id"`
+	Error     json.RawMessage `json:"error"`
+	Time      json.RawMessage `json:"time"`
+}
+
+// fields converts the row, reporting every value of the wrong JSON type.
+func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
+	var f fields
+	str := func(name string, raw json.RawMessage) opt {
+		if raw == nil {
+			return opt{}
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			bad("%s: want a string, got %s", name, clip(raw))
+			return opt{}
+		}
+		return some(s)
+	}
+	text := func(raw json.RawMessage) opt {
+		if raw == nil {
+			return opt{}
+		}
+		return some(string(raw))
+	}
+	f.Kind = str("kind", r.Kind)
+	f.Scope = str("scope", r.Scope)
+	f.Type = str("type", r.Type)
+	f.File = str("file", r.File)
+	f.Msg = str("msg", r.Msg)
+	f.From = str("from", r.From)
+	f.RouteType = str("routetype", r.RouteType)
+	f.ChatroomMsgLevel = str("chatroom_msg_level", r.ChatroomMsgLevel)
+	f.Body = text(r.Body)
+	f.Ext = text(r.Ext)
+	f.RoamIgnoreUsers = text(r.RoamIgnoreUsers)
+	f.SyncDevice = text(r.SyncDevice)
+	f.NeedGroupAck = text(r.NeedGroupAck)
+	return f
+}
+
+// recipients reads "to" (or a report's "recipient"): a string or an array
+// of strings.
+func (r *jsonRow) recipients(bad func(format string, args ...any)) []string {
+	raw := r.To
+	name := "to"
+	if raw == nil && r.Recipient != nil {
+		raw, name = r.Recipient, "recipient"
+	}
+	if raw == nil {
+		return nil
+	}
+	var one string
+	if err := json.Unmarshal(raw, &one); err == nil {
+		return []string{one}
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		bad("%s: want a string or an array of strings, got %s", name, clip(raw))
+		return nil
+	}
+	return many
+}
+
+// clip shortens a value quoted in an error message.
+func clip(raw []byte) string {
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
+}
+
+// jsonError words a JSON syntax or type error without Go type names.
+func jsonError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se.Error())
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("%s: want %s, got a JSON %s", te.Field, goTypeWord(te.Type.String()), te.Value)
+		}
+		return fmt.Sprintf("want a JSON object, got a JSON %s", te.Value)
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown key " + f
+	}
+	return "malformed JSON: " + strings.TrimPrefix(msg, "json: ")
+}
+
+func goTypeWord(t string) string {
+	switch t {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "[]string":
+		return "an array of strings"
+	}
+	return "a JSON value"
+}

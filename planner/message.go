@@ -1,0 +1,401 @@
+package planner
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"imcast/chatapi"
+)
+
+// MaxBodyExt is the most bytes the body and ext of one message may hold
+// together (API.md: 5 KB; the to list does not count).
+const MaxBodyExt = 5120
+
+// UploadReserve is the room kept in the 5 KB limit for the url and secret an
+// upload fills into the body of a message sent with a file.
+const UploadReserve = 256
+
+// Message is a validated message and where it goes: a kind and, for the
+// directed kinds, a scope. Rows with equal Messages are batched together.
+type Message struct {
+	Kind    chatapi.Kind
+	Scope   string
+	Message chatapi.Message
+	File    string   // local file to upload into the body
+	FileSum [32]byte // SHA-256 of the file's content
+	Digest  [32]byte // identifies the message in the ledger
+}
+
+var (
+	customEvent = regexp.MustCompile(`^[a-zA-Z0-9\-_/.]{1,32}$`)
+	types       = []string{"txt", "img", "audio", "video", "file", "loc", "cmd", "custom"}
+	legacyTypes = []string{"txt", "img", "audio", "video", "cmd"}
+	mediaTypes  = []string{"img", "audio", "video", "file"}
+)
+
+// compile validates f and builds its Message. dir is the campaign file's
+// folder, for relative file paths; extReserve is room the runner will add to
+// ext (--dedup-ext). Every problem is returned, not only the first.
+func compile(f fields, dir string, extReserve int) (*Message, []string) {
+	var probs []string
+	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	kind := chatapi.Users
+	if f.Kind.OK && f.Kind.V != "" {
+		k, err := chatapi.ParseKind(f.Kind.V)
+		if err != nil {
+			bad("%v", err)
+		}
+		kind = k
+	}
+	typ := "txt"
+	if f.Type.OK && f.Type.V != "" {
+		typ = f.Type.V
+		allowed := types
+		if kind.Legacy() {
+			allowed = legacyTypes
+		}
+		if !slices.Contains(allowed, typ) {
+			bad("unknown type %q (want one of %s)", typ, strings.Join(allowed, ", "))
+		}
+	}
+	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}}
+
+	switch {
+	case kind.Scoped() && strings.TrimSpace(f.Scope.V) == "":
+		bad("scope: %s needs the ID of its %s", kind, map[bool]string{true: "group", false: "chat room"}[kind == chatapi.GroupMembers])
+	case kind.Scoped():
+		m.Scope = strings.TrimSpace(f.Scope.V)
+	case f.Scope.OK && f.Scope.V != "" && kind != "":
+		bad("scope is only for group_members and room_members, not %s", kind)
+	}
+
+	// body, with msg as the shorthand of body.msg
+	body := map[string]any{}
+	if f.Body.OK && strings.TrimSpace(f.Body.V) != "" {
+		if err := decodeObject(f.Body.V, &body); err != nil {
+			bad("body: %v", err)
+			body = nil
+		}
+	}
+	if f.Msg.OK && f.Msg.V != "" {
+		if typ != "txt" {
+			bad("msg is the text of a txt message; %s message takes body", article(typ))
+		} else if body != nil {
+			body["msg"] = f.Msg.V
+		}
+	}
+	if f.File.OK && f.File.V != "" {
+		if !slices.Contains(mediaTypes, typ) {
+			bad("file is for img, audio, video and file messages, not %s", typ)
+		}
+		path := f.File.V
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		if sum, err := fileSum(path); err != nil {
+			bad("file %s: %v", f.File.V, err)
+		} else {
+			// absolute, so that a report fed back from another folder
+			// still finds it
+			if abs, err := filepath.Abs(path); err == nil {
+				path = abs
+			}
+			m.File, m.FileSum = path, sum
+		}
+	}
+	if body != nil {
+		checkBody(typ, body, f.File.OK && f.File.V != "", bad)
+	}
+
+	if f.From.OK {
+		if f.From.V == "" {
+			bad(`from is "": leave it out to send as admin`)
+		}
+		m.Message.From = &f.From.V
+	}
+	var ext json.RawMessage
+	if f.Ext.OK {
+		var obj map[string]any
+		if err := decodeObject(f.Ext.V, &obj); err != nil {
+			bad("ext: %v", err)
+		} else {
+			ext = canonical(obj)
+		}
+	}
+	m.Message.Ext = ext
+	compileOptions(f, kind, &m.Message, bad)
+
+	if body != nil {
+		m.Message.Body = canonical(body)
+		size := len(m.Message.Body) + len(ext) + extReserve
+		if m.File != "" {
+			size += UploadReserve
+		}
+		if size > MaxBodyExt {
+			bad("body and ext take %d bytes, over the limit of %d", size, MaxBodyExt)
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	m.Digest = digest(m)
+	return m, nil
+}
+
+// checkBody checks the body fields the API requires for the type.
+func checkBody(typ string, body map[string]any, uploading bool, bad func(string, ...any)) {
+	str := func(name string, required bool) {
+		v, ok := body[name]
+		switch {
+		case !ok && required:
+			bad("body.%s: %s message needs it", name, article(typ))
+		case !ok:
+		default:
+			if s, isStr := v.(string); !isStr {
+				bad("body.%s: want a string", name)
+			} else if s == "" && required {
+				bad("body.%s is empty", name)
+			}
+		}
+	}
+	switch typ {
+	case "txt":
+		if _, ok := body["msg"]; !ok {
+			bad("a txt message needs msg (or body.msg)")
+		} else {
+			str("msg", true)
+		}
+	case "img", "audio", "video", "file":
+		if !uploading {
+			str("url", true)
+		}
+	case "loc":
+		str("lat", true)
+		str("lng", true)
+		str("addr", true)
+	case "cmd":
+		str("action", true)
+	case "custom":
+		if v, ok := body["customEvent"]; ok {
+			if s, isStr := v.(string); !isStr || !customEvent.MatchString(s) {
+				bad("body.customEvent: want 1 to 32 of a-z A-Z 0-9 - _ / . (got %s)", clip(canonical(v)))
+			}
+		}
+		if v, ok := body["customExts"]; ok {
+			exts, isObj := v.(map[string]any)
+			if !isObj {
+				bad("body.customExts: want an object of strings")
+				break
+			}
+			if len(exts) > 16 {
+				bad("body.customExts: %d entries, at most 16", len(exts))
+			}
+			for _, k := range sortedKeys(exts) {
+				if _, isStr := exts[k].(string); !isStr {
+					bad("body.customExts.%s: want a string", k)
+				}
+			}
+		}
+	}
+}
+
+// compileOptions checks the options against the kinds they apply to.
+func compileOptions(f fields, kind chatapi.Kind, m *chatapi.Message, bad func(string, ...any)) {
+	only := func(name string, kinds ...chatapi.Kind) bool {
+		if slices.Contains(kinds, kind) {
+			return true
+		}
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = string(k)
+		}
+		bad("%s is only for %s, not %s", name, andList(names), kind)
+		return false
+	}
+	boolean := func(name string, o opt) *bool {
+		switch strings.TrimSpace(o.V) {
+		case "true":
+			return new(true)
+		case "false":
+			return new(false)
+		}
+		bad("%s: want true or false, got %s", name, clip([]byte(o.V)))
+		return nil
+	}
+	if f.SyncDevice.OK && only("sync_device", chatapi.Users) {
+		m.SyncDevice = boolean("sync_device", f.SyncDevice)
+	}
+	if f.NeedGroupAck.OK && only("need_group_ack", chatapi.Groups) {
+		m.NeedGroupAck = boolean("need_group_ack", f.NeedGroupAck)
+	}
+	if f.RouteType.OK && only("routetype", chatapi.Users, chatapi.Groups) {
+		if f.RouteType.V != "ROUTE_ONLINE" {
+			bad("routetype: want ROUTE_ONLINE, got %q", f.RouteType.V)
+		}
+		m.RouteType = f.RouteType.V
+	}
+	if f.ChatroomMsgLevel.OK && only("chatroom_msg_level", chatapi.Rooms, chatapi.RoomMembers) {
+		if !slices.Contains([]string{"high", "normal", "low"}, f.ChatroomMsgLevel.V) {
+			bad("chatroom_msg_level: want high, normal or low, got %q", f.ChatroomMsgLevel.V)
+		}
+		m.ChatroomMsgLevel = f.ChatroomMsgLevel.V
+	}
+	if f.RoamIgnoreUsers.OK && only("roam_ignore_users", chatapi.Users, chatapi.Groups, chatapi.Rooms) {
+		users := []string{}
+		if err := json.Unmarshal([]byte(f.RoamIgnoreUsers.V), &users); err != nil || users == nil {
+			bad("roam_ignore_users: want a JSON array of user IDs, got %s", clip([]byte(f.RoamIgnoreUsers.V)))
+		} else if len(users) > 20 && kind != chatapi.Users {
+			bad("roam_ignore_users: %d users, at most 20 for %s", len(users), kind)
+		}
+		m.RoamIgnoreUsers = users
+	}
+}
+
+// decodeObject decodes a JSON object, keeping numbers as written.
+func decodeObject(text string, v *map[string]any) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return fmt.Errorf("%s", jsonError(err))
+	}
+	if !onlySpace([]byte(text[dec.InputOffset():])) {
+		return fmt.Errorf("malformed JSON: text after the object")
+	}
+	obj, ok := x.(map[string]any)
+	if !ok {
+		what := "null"
+		switch x.(type) {
+		case []any:
+			what = "an array"
+		case string:
+			what = "a string"
+		case json.Number:
+			what = "a number"
+		case bool:
+			what = "a boolean"
+		}
+		return fmt.Errorf("want a JSON object, got %s", what)
+	}
+	*v = obj
+	return nil
+}
+
+// canonical encodes v compactly with sorted keys and no HTML escaping: the
+// bytes sent, and the bytes digested.
+func canonical(v any) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("planner: re-encode decoded JSON: %v", err))
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// digest identifies a message: everything that goes into its request but the
+// recipients.
+func digest(m *Message) [32]byte {
+	return sha256.Sum256(canonical(struct {
+		Kind    chatapi.Kind    `json:"kind"`
+		Scope   string          `json:"scope"`
+		Message chatapi.Message `json:"message"`
+		FileSum []byte          `json:"file_sha256,omitempty"`
+	}{m.Kind, m.Scope, m.Message, fileSumBytes(m)}))
+}
+
+func fileSumBytes(m *Message) []byte {
+	if m.File == "" {
+		return nil
+	}
+	return m.FileSum[:]
+}
+
+// fileSum hashes a file's content: the same picture under another name or
+// folder is the same message.
+func fileSum(path string) ([32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, errors.New(errText(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return [32]byte{}, errors.New(errText(err))
+	}
+	if !st.Mode().IsRegular() {
+		return [32]byte{}, errors.New("not a regular file")
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, errors.New(errText(err))
+	}
+	return [32]byte(h.Sum(nil)), nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// errText drops the path an os error repeats.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// RowJSON returns the message in the keys of a campaign row (kind, scope,
+// type, body, from, ext, the options and file), without recipients: the
+// ledger keeps it so that a report can be fed back as a campaign.
+func (m *Message) RowJSON() []byte {
+	row := map[string]any{"kind": m.Kind, "type": m.Message.Type}
+	put := func(k string, v any, ok bool) {
+		if ok {
+			row[k] = v
+		}
+	}
+	put("scope", m.Scope, m.Scope != "")
+	put("body", m.Message.Body, m.Message.Body != nil)
+	put("from", m.Message.From, m.Message.From != nil)
+	put("ext", m.Message.Ext, m.Message.Ext != nil)
+	put("sync_device", m.Message.SyncDevice, m.Message.SyncDevice != nil)
+	put("routetype", m.Message.RouteType, m.Message.RouteType != "")
+	put("roam_ignore_users", m.Message.RoamIgnoreUsers, m.Message.RoamIgnoreUsers != nil)
+	put("need_group_ack", m.Message.NeedGroupAck, m.Message.NeedGroupAck != nil)
+	put("chatroom_msg_level", m.Message.ChatroomMsgLevel, m.Message.ChatroomMsgLevel != "")
+	put("file", m.File, m.File != "")
+	return canonical(row)
+}
+
+// article puts "a" or "an" before a message type.
+func article(typ string) string {
+	if strings.ContainsRune("aeiou", rune(typ[0])) {
+		return "an " + typ
+	}
+	return "a " + typ
+}
+
+// andList joins names as "a", "a and b", "a, b and c".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}

@@ -1,0 +1,179 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"imcast/chatapi"
+)
+
+// KindPlan is the work of one kind.
+type KindPlan struct {
+	Kind       string `json:"kind"`
+	Recipients int64  `json:"recipients"` // deliveries: one message to one recipient
+	Pending    int64  `json:"pending"`    // of them, still to send (all, for a plan without a ledger)
+	Repeated   int64  `json:"repeated"`   // recipients listed again for the same message, dropped
+	Messages   int    `json:"messages"`   // distinct messages
+	Batches    int64  `json:"batches"`
+	Calls      int64  `json:"calls"` // API calls: one per batch
+	// QuotaMessages is what the endpoint's message quota counts: every
+	// recipient of a call (0 for the legacy API, which has none).
+	QuotaMessages int64         `json:"quota_messages"`
+	MinDuration   time.Duration `json:"-"`
+	MinSeconds    float64       `json:"min_seconds"` // the least time the quotas allow
+}
+
+// Plan is what a campaign will take: the work per kind and in total, and
+// the least time the quotas allow. Kinds go through separate endpoints with
+// separate quotas and are sent side by side, so the total takes as long as
+// the slowest kind.
+type Plan struct {
+	Files  []string   `json:"files"`
+	Rows   int64      `json:"deliveries_read"`
+	Kinds  []KindPlan `json:"kinds"`
+	Total  KindPlan   `json:"total"`
+	Quotas []QuotaRow `json:"quotas"`
+}
+
+// QuotaRow is one kind's quotas in force, for the plan's reader.
+type QuotaRow struct {
+	Kind              string  `json:"kind"`
+	CallsPerSecond    float64 `json:"calls_per_second"`
+	MessagesPerSecond float64 `json:"messages_per_second,omitempty"`
+}
+
+// group is one distinct message and what it goes to.
+type group struct {
+	msg   *Message
+	order int
+	n     int64 // distinct recipients
+	todo  int64 // of them, pending
+	dups  int64
+}
+
+// Plan reads and validates the whole campaign and returns its plan. Any
+// problem makes it return an *InvalidError listing them.
+func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
+	return c.PlanPending(ctx, q, nil)
+}
+
+// PlanPending is Plan for a campaign partly sent: batches, calls and the
+// duration count only the deliveries pending accepts, and Pending says how
+// many those are.
+func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc) (*Plan, error) {
+	groups := map[[32]byte]*group{}
+	rooms := map[string]int64{} // messages into each room, by rooms kind
+	set := newDeliverySet()
+	var rows int64
+	err := c.scan(ctx, func(m *Message, to string) error {
+		rows++
+		g := groups[m.Digest]
+		if g == nil {
+			g = &group{msg: m, order: len(groups)}
+			groups[m.Digest] = g
+		}
+		if !set.add(m, to) {
+			g.dups++
+			return nil
+		}
+		g.n++
+		if pending != nil {
+			ok, err := pending(m, to)
+			if err != nil || !ok {
+				return err
+			}
+		}
+		g.todo++
+		if m.Kind == chatapi.Rooms {
+			rooms[to]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	set = nil
+
+	byKind := map[chatapi.Kind]*KindPlan{}
+	loads := map[string]*load{} // by endpoint path
+	for _, g := range groups {
+		k := g.msg.Kind
+		kp := byKind[k]
+		if kp == nil {
+			kp = &KindPlan{Kind: string(k)}
+			byKind[k] = kp
+		}
+		batches := (g.todo + int64(k.MaxPerCall()) - 1) / int64(k.MaxPerCall())
+		kp.Recipients += g.n
+		kp.Pending += g.todo
+		kp.Repeated += g.dups
+		kp.Messages++
+		kp.Batches += batches
+		kp.Calls += batches
+		if q[k].Messages.N > 0 {
+			kp.QuotaMessages += g.todo
+		}
+		if k == chatapi.RoomMembers {
+			// each directed call is one message into its room
+			rooms[g.msg.Scope] += batches
+		}
+	}
+	busiest := int64(0)
+	for _, n := range rooms {
+		busiest = max(busiest, n)
+	}
+	for k, kp := range byKind {
+		l := loads[k.Path()]
+		if l == nil {
+			l = &load{}
+			loads[k.Path()] = l
+		}
+		l.calls += kp.Calls
+		l.messages += kp.QuotaMessages
+		if k == chatapi.Rooms || k == chatapi.RoomMembers {
+			l.busiestRoom = busiest
+		}
+	}
+
+	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}}
+	for _, k := range chatapi.Kinds {
+		kp := byKind[k]
+		qk := q[k]
+		p.Quotas = append(p.Quotas, QuotaRow{Kind: string(k), CallsPerSecond: qk.Calls.PerSecond(), MessagesPerSecond: qk.Messages.PerSecond()})
+		if kp == nil {
+			continue
+		}
+		kp.MinDuration = minDuration(qk, *loads[k.Path()])
+		kp.MinSeconds = kp.MinDuration.Seconds()
+		p.Kinds = append(p.Kinds, *kp)
+		t := &p.Total
+		t.Recipients += kp.Recipients
+		t.Pending += kp.Pending
+		t.Repeated += kp.Repeated
+		t.Messages += kp.Messages
+		t.Batches += kp.Batches
+		t.Calls += kp.Calls
+		t.QuotaMessages += kp.QuotaMessages
+		t.MinDuration = max(t.MinDuration, kp.MinDuration)
+		t.MinSeconds = t.MinDuration.Seconds()
+	}
+	return p, nil
+}
+
+// WriteText prints the plan as a table.
+func (p *Plan) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\trecipients\trepeated\tmessages\tbatches\tcalls\tmin duration\t")
+	for _, kp := range append(slices.Clip(p.Kinds), p.Total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", kp.Kind, kp.Recipients, kp.Repeated, kp.Messages, kp.Batches, kp.Calls, kp.MinDuration)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d deliveries read from %d file(s); kinds are sent side by side, so the total takes as long as the slowest.\n", p.Rows, len(p.Files))
+	return err
+}

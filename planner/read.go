@@ -1,0 +1,276 @@
+package planner
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gocarina/gocsv"
+	"golang.org/x/text/encoding/simplifiedchinese"
+)
+
+// csvRow maps a CSV header to the row's fields, through gocsv's tags.
+type csvRow struct {
+	Kind             string `csv:"kind"`
+	To               string `csv:"to"`
+	Recipient        string `csv:"recipient"`
+	Scope            string `csv:"scope"`
+	Type             string `csv:"type"`
+	Msg              string `csv:"msg"`
+	Body             string `csv:"body"`
+	File             string `csv:"file"`
+	From             string `csv:"from"`
+	Ext              string `csv:"ext"`
+	SyncDevice       string `csv:"sync_device"`
+	RouteType        string `csv:"routetype"`
+	RoamIgnoreUsers  string `csv:"roam_ignore_users"`
+	NeedGroupAck     string `csv:"need_group_ack"`
+	ChatroomMsgLevel string `csv:"chatroom_msg_level"`
+	// Columns of a report (imcast report), so that a report can be fed
+	// back as a campaign; they are ignored.
+	Campaign  string `csv:"campaign"`
+	State     string `csv:"state"`
+	MessageID string `csv:"message_id"`
+	Error     string `csv:"error"`
+	Time      string `csv:"time"`
+}
+
+func cell(s string) opt {
+	if s == "" {
+		return opt{}
+	}
+	return some(s)
+}
+
+func (r *csvRow) fields() fields {
+	return fields{
+		Kind: cell(r.Kind), Scope: cell(r.Scope), Type: cell(r.Type), File: cell(r.File),
+		Msg: cell(r.Msg), From: cell(r.From), RouteType: cell(r.RouteType),
+		ChatroomMsgLevel: cell(r.ChatroomMsgLevel), Body: cell(r.Body), Ext: cell(r.Ext),
+		RoamIgnoreUsers: cell(r.RoamIgnoreUsers), SyncDevice: cell(r.SyncDevice), NeedGroupAck: cell(r.NeedGroupAck),
+	}
+}
+
+// rowFunc receives each row read: its line (the first line of a CSV record
+// that spans lines), its fields and its recipients. The slices are reused
+// after it returns.
+type rowFunc func(line int, f *fields, to []string) error
+
+// badFunc receives a problem at a line.
+type badFunc func(line int, format string, args ...any)
+
+// Encodings a CSV file may be read in.
+const (
+	UTF8 = "utf-8"
+	GBK  = "gbk"
+)
+
+// readFile streams the rows of one campaign file, by its extension. Problems
+// with single rows go to bad and reading goes on; an error that leaves the
+// rest of the file unreadable (malformed CSV quoting, an I/O error) goes to
+// bad too and ends that file. The error returned is fn's.
+func readFile(path, encoding string, fn rowFunc, bad badFunc) error {
+	f, err := os.Open(path)
+	if err != nil {
+		bad(0, "%s", errText(err))
+		return nil
+	}
+	defer f.Close()
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".csv":
+		var r io.Reader = f
+		switch strings.ToLower(encoding) {
+		case "", UTF8, "utf8":
+		case GBK:
+			r = simplifiedchinese.GBK.NewDecoder().Reader(f)
+		default:
+			bad(0, "unknown encoding %q (want utf-8 or gbk)", encoding)
+			return nil
+		}
+		return readCSV(r, fn, bad)
+	case ".jsonl", ".ndjson":
+		return readJSONL(f, fn, bad)
+	}
+	bad(0, "unknown file type %q: want .csv or .jsonl", filepath.Ext(path))
+	return nil
+}
+
+// skipBOM drops a UTF-8 byte-order mark.
+func skipBOM(r io.Reader) *bufio.Reader {
+	br := bufio.NewReaderSize(r, 256<<10)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	return br
+}
+
+func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
+	cr := csv.NewReader(skipBOM(r))
+	cr.ReuseRecord = true
+	um, err := gocsv.NewUnmarshaller(cr, csvRow{})
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			bad(0, "empty file: want a header line naming the columns (at least to)")
+		} else {
+			bad(csvLine(err, 1), "header: %s", csvError(err))
+		}
+		return nil
+	}
+	if err := um.RenormalizeHeaders(func(h []string) []string {
+		out := make([]string, len(h))
+		for i, s := range h {
+			out[i] = strings.ToLower(strings.TrimSpace(s))
+		}
+		return out
+	}); err != nil {
+		bad(1, "header: %v", err)
+		return nil
+	}
+	headerOK := true
+	for _, h := range um.MismatchedHeaders {
+		bad(1, "unknown column %q", h)
+		headerOK = false
+	}
+	seen := map[string]bool{}
+	for _, h := range um.Headers {
+		if seen[h] {
+			bad(1, "column %q appears twice", h)
+			headerOK = false
+		}
+		seen[h] = true
+	}
+	if !seen["to"] && !seen["recipient"] {
+		bad(1, "no to column: every row needs a recipient")
+		headerOK = false
+	}
+	if !headerOK {
+		return nil
+	}
+	to := make([]string, 1)
+	for {
+		v, err := um.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
+				bad(pe.StartLine, "wrong number of fields: the header has %d", len(um.Headers))
+				continue
+			}
+			bad(csvLine(err, 0), "%s", csvError(err))
+			return nil
+		}
+		line, _ := cr.FieldPos(0)
+		row := v.(csvRow)
+		if !validUTF8(&row) {
+			bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
+			continue
+		}
+		f := row.fields()
+		to[0] = row.To
+		if row.To == "" {
+			to[0] = row.Recipient
+		}
+		if err := fn(line, &f, to); err != nil {
+			return err
+		}
+	}
+}
+
+func validUTF8(r *csvRow) bool {
+	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.From, r.Ext,
+		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	return true
+}
+
+func csvLine(err error, fallback int) int {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) && pe.Line > 0 {
+		return pe.Line
+	}
+	return fallback
+}
+
+// csvError words a CSV error without its position, which the caller gives.
+func csvError(err error) string {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		switch {
+		case errors.Is(pe.Err, csv.ErrBareQuote):
+			return fmt.Sprintf("malformed CSV: a bare \" in an unquoted field (column %d); quote the field and double the \"", pe.Column)
+		case errors.Is(pe.Err, csv.ErrQuote):
+			return fmt.Sprintf("malformed CSV: a quoted field is not closed properly (column %d, starting at line %d)", pe.Column, pe.StartLine)
+		}
+		return "malformed CSV: " + pe.Err.Error()
+	}
+	return "read: " + err.Error()
+}
+
+// maxLine is the longest JSON Lines row read: a body and ext of 5 KB and
+// hundreds of recipients fit many times over.
+const maxLine = 4 << 20
+
+func readJSONL(r io.Reader, fn rowFunc, bad badFunc) error {
+	sc := bufio.NewScanner(skipBOM(r))
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	line := 0
+	var to []string
+	for sc.Scan() {
+		line++
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		if !utf8.Valid(text) {
+			bad(line, "not UTF-8 text")
+			continue
+		}
+		var row jsonRow
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&row); err != nil {
+			bad(line, "%s", jsonError(err))
+			continue
+		}
+		if !onlySpace(text[dec.InputOffset():]) {
+			bad(line, "malformed JSON: text after the object")
+			continue
+		}
+		ok := true
+		rowBad := func(format string, args ...any) { bad(line, format, args...); ok = false }
+		f := row.fields(rowBad)
+		to = append(to[:0], row.recipients(rowBad)...)
+		if !ok {
+			continue
+		}
+		if err := fn(line, &f, to); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			bad(line+1, "line longer than %d bytes", maxLine)
+		} else {
+			bad(line+1, "read: %v", err)
+		}
+	}
+	return nil
+}
+
+// onlySpace reports whether b holds nothing but JSON white space.
+func onlySpace(b []byte) bool {
+	return len(bytes.Trim(b, " \t\r\n")) == 0
+}
