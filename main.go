@@ -12,12 +12,19 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
+	"imcast/chatapi"
+	"imcast/checkpoint"
 	"imcast/emulator"
+	"imcast/job"
 	"imcast/planner"
+	"imcast/report"
 )
 
 // Exit codes, as in SPEC.md.
@@ -38,10 +45,18 @@ func main() {
 		debug.SetGCPercent(25)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	go func() {
+		// The first signal stops dispatching and lets calls in flight be
+		// recorded; a second one exits at once.
+		<-ctx.Done()
+		stop()
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		<-again
+		fmt.Fprintln(os.Stderr, "imcast: interrupted again, exiting now")
+		os.Exit(exitInterrupted)
+	}()
+	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
 }
 
 // run executes the CLI with args and returns the exit code.
@@ -63,6 +78,8 @@ func exitCode(err error) int {
 		return exitInvalid
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
+	case errors.Is(err, errIncomplete):
+		return exitIncomplete
 	}
 	return exitFatal
 }
@@ -77,6 +94,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			planCommand(),
+			runCommand(),
+			statusCommand(),
+			reportCommand(),
 			fakeServerCommand(),
 		},
 	}
@@ -185,6 +205,229 @@ func planCommand() *cli.Command {
 				return enc.Encode(plan)
 			}
 			return plan.WriteText(c.App.Writer)
+		},
+	}
+}
+
+// errIncomplete ends a run that finished with deliveries failed or
+// uncertain (exit code 3).
+var errIncomplete = errors.New("finished, but some deliveries failed or are uncertain")
+
+func stateFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state", Value: "imcast.db", EnvVars: []string{"IMCAST_STATE"}, Usage: "the ledger `FILE`"}
+}
+
+func openLedger(c *cli.Context) (*checkpoint.Store, error) {
+	return checkpoint.Open(c.String("state"), checkpoint.Options{})
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "send what the ledger has not yet recorded as sent; safe to run again at any time",
+		ArgsUsage: "CAMPAIGN...",
+		Flags: append(campaignFlags(),
+			&cli.StringFlag{Name: "host", EnvVars: []string{"EASEMOB_HOST"}, Usage: "API base `URL`, e.g. https://a1.easemob.com (http:// only to loopback)"},
+			&cli.StringFlag{Name: "org", EnvVars: []string{"EASEMOB_ORG"}, Usage: "org `NAME` of the /{org}/{app} URL flavour"},
+			&cli.StringFlag{Name: "app", EnvVars: []string{"EASEMOB_APP"}, Usage: "app `NAME` of the /{org}/{app} URL flavour"},
+			&cli.StringFlag{Name: "app-id", EnvVars: []string{"EASEMOB_APP_ID"}, Usage: "`ID` of the /app-id/{app_id} URL flavour"},
+			&cli.StringFlag{Name: "token-file", EnvVars: []string{"EASEMOB_TOKEN_FILE"}, Usage: "read the app token from `FILE` (or set EASEMOB_TOKEN)"},
+			&cli.BoolFlag{Name: "fake", Usage: "send to an emulator started in-process on 127.0.0.1, not to the service"},
+			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
+			stateFlag(),
+			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once"},
+			&cli.BoolFlag{Name: "resend-uncertain", Usage: "send again deliveries the ledger holds as uncertain (they may arrive twice)"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
+		),
+		Action: func(c *cli.Context) error {
+			store, err := openLedger(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			camp, quotas, err := openCampaign(c)
+			if err != nil {
+				return err
+			}
+			sender, closeSender, err := newSender(c)
+			if err != nil {
+				return err
+			}
+			defer closeSender()
+			name := c.String("campaign")
+			if name == "" {
+				name = camp.Name()
+			}
+			mode := report.Lines
+			switch {
+			case c.Bool("quiet"):
+				mode = report.Quiet
+			case c.Bool("json"):
+				mode = report.JSON
+			case isTerminal(c.App.ErrWriter):
+				mode = report.Bar
+			}
+			progressOut := c.App.ErrWriter
+			if mode == report.JSON {
+				progressOut = c.App.Writer
+			}
+			progress := job.NewProgress(chatapi.Kinds)
+			var stopWatch func()
+			res, err := job.RunCampaign(c.Context, camp, store.Campaign(name), sender, job.CampaignConfig{
+				Config: job.Config{
+					Workers:  c.Int("workers"),
+					Quotas:   quotas,
+					DedupExt: c.Bool("dedup-ext"),
+					Progress: progress,
+				},
+				ResendUncertain: c.Bool("resend-uncertain"),
+				Started: func(p *planner.Plan) {
+					stopWatch = report.Watch(progressOut, mode, progress, p.Total.Pending, 10*time.Second)
+				},
+			})
+			if stopWatch != nil {
+				stopWatch()
+			}
+			if res == nil {
+				return err
+			}
+			sum := report.NewSummary(name, res)
+			if c.Bool("json") {
+				if werr := sum.WriteJSON(c.App.Writer); werr != nil && err == nil {
+					err = werr
+				}
+			} else if werr := sum.WriteText(c.App.Writer); werr != nil && err == nil {
+				err = werr
+			}
+			if err == nil && !sum.Complete {
+				err = errIncomplete
+			}
+			return err
+		},
+	}
+}
+
+// newSender builds the API client from the connection flags, or starts the
+// in-process emulator for --fake.
+func newSender(c *cli.Context) (*chatapi.Client, func(), error) {
+	cfg := chatapi.Config{Host: c.String("host"), Org: c.String("org"), App: c.String("app"), AppID: c.String("app-id")}
+	closer := func() {}
+	if c.Bool("fake") {
+		srv, err := emulator.Listen("127.0.0.1:0", emulator.Config{QuotaScale: c.Float64("quota-scale")})
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg = chatapi.Config{Host: srv.URL, Org: "fake", App: "imcast", Tokens: chatapi.StaticToken("fake")}
+		closer = func() { srv.Close() }
+	} else {
+		token, err := readToken(c.String("token-file"))
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Tokens = chatapi.StaticToken(token)
+	}
+	client, err := chatapi.New(cfg)
+	if err != nil {
+		closer()
+		return nil, nil, err
+	}
+	return client, func() {
+		// Idle keep-alive connections would hold up the emulator's
+		// shutdown.
+		client.CloseIdleConnections()
+		closer()
+	}, nil
+}
+
+// readToken takes the app token from a file or EASEMOB_TOKEN; never from a
+// flag's value, which other users of the machine can read.
+func readToken(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("token file: %w", err)
+		}
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+		return "", fmt.Errorf("token file %s is empty", file)
+	}
+	if t := strings.TrimSpace(os.Getenv("EASEMOB_TOKEN")); t != "" {
+		return t, nil
+	}
+	return "", errors.New("no app token: set EASEMOB_TOKEN or give --token-file (or use --fake)")
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "count each campaign's deliveries in the ledger: sent, failed, uncertain, pending",
+		Flags: []cli.Flag{stateFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
+		Action: func(c *cli.Context) error {
+			store, err := openLedger(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			statuses, err := report.Status(store)
+			if err != nil {
+				return err
+			}
+			return report.WriteStatus(c.App.Writer, statuses, c.Bool("json"))
+		},
+	}
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "one row per delivery in the ledger; run accepts the file back as a campaign",
+		Flags: []cli.Flag{
+			stateFlag(),
+			&cli.StringFlag{Name: "campaign", Usage: "only this campaign `NAME`"},
+			&cli.StringFlag{Name: "format", Value: report.CSV, Usage: "`FORMAT`: csv or jsonl"},
+			&cli.StringFlag{Name: "only", Usage: "only these `STATES`, comma-separated: sent, failed, uncertain, pending"},
+			&cli.StringFlag{Name: "out", Usage: "write to `FILE` instead of stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			opts := report.DeliveriesOptions{Format: c.String("format")}
+			if name := c.String("campaign"); name != "" {
+				opts.Campaigns = []string{name}
+			}
+			if only := c.String("only"); only != "" {
+				for _, name := range strings.Split(only, ",") {
+					st, err := checkpoint.ParseState(strings.TrimSpace(name))
+					if err != nil {
+						return err
+					}
+					opts.Only = append(opts.Only, st)
+				}
+			}
+			store, err := openLedger(c)
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			out := c.App.Writer
+			if path := c.String("out"); path != "" {
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				out = f
+				if err := report.WriteDeliveries(out, store, opts); err != nil {
+					return err
+				}
+				return f.Close()
+			}
+			return report.WriteDeliveries(out, store, opts)
 		},
 	}
 }

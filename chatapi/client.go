@@ -110,6 +110,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// CloseIdleConnections closes the connections kept for the next calls.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // BaseURL is the URL every endpoint path is appended to.
 func (c *Client) BaseURL() string { return c.base }
 

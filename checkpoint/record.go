@@ -1,0 +1,249 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// State is where a delivery stands.
+type State uint8
+
+// The states of a delivery. Pending deliveries are not in the ledger at
+// all, or were refused without delivery and wait to be sent again.
+const (
+	Pending   State = iota // not sent yet
+	InFlight               // its request may be on the wire
+	Sent                   // the server answered with a message ID
+	Failed                 // the server refused it for good (400, 404)
+	Uncertain              // the server may or may not have delivered it
+)
+
+var stateNames = [...]string{"pending", "in_flight", "sent", "failed", "uncertain"}
+
+// String names the state as status and report print it.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseState reads a state name.
+func ParseState(name string) (State, error) {
+	for i, n := range stateNames {
+		if n == name {
+			return State(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown state %q (want pending, in_flight, sent, failed or uncertain)", name)
+}
+
+// Record is one batch of deliveries: one message, its kind and scope, and
+// the recipients of one call, with the call's outcome.
+type Record struct {
+	Seq      uint64 // set by Begin
+	Kind     string
+	Scope    string
+	Digest   [32]byte // the message's
+	To       []string
+	State    State
+	IDs      []string // with Sent: the message ID of each recipient, "" where the answer gave none
+	Error    string   // with Failed, Uncertain and Pending after a refusal
+	Attempts int      // calls made for this batch so far
+	Time     time.Time
+	// Message is the message's JSON, stored once per digest by Begin for
+	// reports; it is not part of the record.
+	Message []byte
+}
+
+const recordVersion = 1
+
+// ID encodings.
+const (
+	idsNone    = 0
+	idsNumeric = 1 // every ID a decimal number that fits 64 bits
+	idsStrings = 2
+	idsShared  = 3 // one ID for all recipients (directed kinds, legacy "success")
+)
+
+func (r *Record) encode() []byte {
+	n := 64 + len(r.Kind) + len(r.Scope) + len(r.Error)
+	for _, t := range r.To {
+		n += len(t) + 2
+	}
+	for _, id := range r.IDs {
+		n += len(id) + 2
+	}
+	b := make([]byte, 0, n)
+	b = append(b, recordVersion, byte(r.State))
+	b = binary.AppendUvarint(b, uint64(r.Attempts))
+	b = binary.AppendVarint(b, r.Time.UnixNano())
+	b = appendString(b, r.Kind)
+	b = appendString(b, r.Scope)
+	b = append(b, r.Digest[:]...)
+	b = appendString(b, r.Error)
+	b = binary.AppendUvarint(b, uint64(len(r.To)))
+	for _, t := range r.To {
+		b = appendString(b, t)
+	}
+	switch mode := idsMode(r.IDs); mode {
+	case idsNone:
+		b = append(b, idsNone)
+	case idsShared:
+		b = append(b, idsShared)
+		b = appendString(b, r.IDs[0])
+	case idsNumeric:
+		b = append(b, idsNumeric)
+		for _, id := range r.IDs {
+			v, _ := strconv.ParseUint(id, 10, 64)
+			b = binary.AppendUvarint(b, v)
+		}
+	default:
+		b = append(b, idsStrings)
+		for _, id := range r.IDs {
+			b = appendString(b, id)
+		}
+	}
+	return b
+}
+
+func idsMode(ids []string) int {
+	if len(ids) == 0 {
+		return idsNone
+	}
+	shared, numeric := len(ids) > 1, true
+	for _, id := range ids {
+		if id != ids[0] {
+			shared = false
+		}
+		if v, err := strconv.ParseUint(id, 10, 64); err != nil || strconv.FormatUint(v, 10) != id {
+			numeric = false
+		}
+	}
+	switch {
+	case shared:
+		return idsShared
+	case numeric:
+		return idsNumeric
+	}
+	return idsStrings
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads a record, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = ErrCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = ErrCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n uint64) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if uint64(len(d.b)) < n {
+		d.err = ErrCorrupt
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+// string copies: the bytes belong to bbolt and die with the transaction.
+func (d *decoder) string() string { return string(d.bytes(d.uvarint())) }
+
+func (d *decoder) byte() byte {
+	v := d.bytes(1)
+	if v == nil {
+		return 0
+	}
+	return v[0]
+}
+
+// decodeRecord reads a record; with full false it leaves out the IDs and
+// the error, which resuming does not need.
+func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
+	d := decoder{b: b}
+	if v := d.byte(); v != recordVersion && d.err == nil {
+		return Record{}, fmt.Errorf("record %d: version %d: %w", seq, v, ErrCorrupt)
+	}
+	r := Record{Seq: seq}
+	r.State = State(d.byte())
+	r.Attempts = int(d.uvarint())
+	r.Time = time.Unix(0, d.varint())
+	r.Kind = d.string()
+	r.Scope = d.string()
+	copy(r.Digest[:], d.bytes(32))
+	if full {
+		r.Error = d.string()
+	} else {
+		d.bytes(d.uvarint())
+	}
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		return Record{}, fmt.Errorf("record %d: %w", seq, ErrCorrupt)
+	}
+	r.To = make([]string, n)
+	for i := range r.To {
+		r.To[i] = d.string()
+	}
+	if full {
+		switch d.byte() {
+		case idsNone:
+		case idsShared:
+			id := d.string()
+			r.IDs = make([]string, n)
+			for i := range r.IDs {
+				r.IDs[i] = id
+			}
+		case idsNumeric:
+			r.IDs = make([]string, n)
+			for i := range r.IDs {
+				r.IDs[i] = strconv.FormatUint(d.uvarint(), 10)
+			}
+		case idsStrings:
+			r.IDs = make([]string, n)
+			for i := range r.IDs {
+				r.IDs[i] = d.string()
+			}
+		default:
+			d.err = ErrCorrupt
+		}
+	}
+	if d.err != nil {
+		return Record{}, fmt.Errorf("record %d: %w", seq, d.err)
+	}
+	return r, nil
+}

@@ -1,0 +1,146 @@
+package checkpoint
+
+import (
+	"hash/maphash"
+	"time"
+)
+
+// Deliveries are the latest state of every delivery a campaign's ledger
+// holds, by a 64-bit hash of kind, scope, message digest and recipient.
+type Deliveries struct {
+	seed   maphash.Seed
+	states map[uint64]State
+	count  [Uncertain + 1]int64 // by state
+}
+
+func (d *Deliveries) key(kind, scope string, digest [32]byte, to string) uint64 {
+	return deliveryKey(d.seed, kind, scope, digest, to)
+}
+
+// deliveryKey hashes what identifies a delivery.
+func deliveryKey(seed maphash.Seed, kind, scope string, digest [32]byte, to string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	h.WriteString(kind)
+	h.WriteByte(0)
+	h.WriteString(scope)
+	h.WriteByte(0)
+	h.Write(digest[:])
+	h.WriteString(to)
+	return h.Sum64()
+}
+
+// State returns the delivery's latest state; Pending if the ledger never
+// saw it.
+func (d *Deliveries) State(kind, scope string, digest [32]byte, to string) State {
+	return d.states[d.key(kind, scope, digest, to)]
+}
+
+// Count returns how many deliveries are in state s.
+func (d *Deliveries) Count(s State) int64 { return d.count[s] }
+
+// Len is how many distinct deliveries the ledger holds.
+func (d *Deliveries) Len() int { return len(d.states) }
+
+func (d *Deliveries) set(r *Record) {
+	for _, to := range r.To {
+		k := d.key(r.Kind, r.Scope, r.Digest, to)
+		if old, ok := d.states[k]; ok {
+			d.count[old]--
+		}
+		d.states[k] = r.State
+		d.count[r.State]++
+	}
+}
+
+// InterruptedError is the error recorded on a batch found in flight when
+// a run starts: the process that sent it died before the answer was
+// recorded.
+const InterruptedError = "the run stopped while this batch was in flight; the server may have delivered it"
+
+// Load returns the latest state of every delivery. A batch still in flight
+// counts as uncertain: no run is sending while this process holds the
+// ledger, so the run that sent it died before the answer was recorded.
+func (c *Campaign) Load() (*Deliveries, error) {
+	d, _, err := c.load()
+	return d, err
+}
+
+func (c *Campaign) load() (*Deliveries, []Record, error) {
+	d := &Deliveries{seed: maphash.MakeSeed(), states: map[uint64]State{}}
+	var stale []Record
+	err := c.records(false, func(r Record) error {
+		if r.State == InFlight {
+			stale = append(stale, r)
+			r.State = Uncertain
+		}
+		d.set(&r)
+		return nil
+	})
+	return d, stale, err
+}
+
+// Resume readies the campaign for a new run: it loads the deliveries as
+// Load does and durably marks uncertain every batch left in flight.
+func (c *Campaign) Resume() (*Deliveries, error) {
+	d, stale, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range stale {
+		// The record was read without its IDs and error; an in-flight
+		// record has neither.
+		r.State, r.Error, r.Time = Uncertain, InterruptedError, time.Now()
+		if err := c.Finish(&r); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Delivery is one delivery as the ledger last recorded it.
+type Delivery struct {
+	Kind, Scope string
+	Digest      [32]byte
+	To          string
+	State       State // InFlight reads as Uncertain, as in Load
+	MessageID   string
+	Error       string
+	Time        time.Time
+}
+
+// EachDelivery calls fn with the latest record of every delivery, in the
+// sequence order of those latest records: each delivery appears once.
+func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
+	seed := maphash.MakeSeed()
+	key := func(r *Record, to string) uint64 { return deliveryKey(seed, r.Kind, r.Scope, r.Digest, to) }
+	latest := map[uint64]uint64{}
+	err := c.records(false, func(r Record) error {
+		for _, to := range r.To {
+			latest[key(&r, to)] = r.Seq
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.Records(func(r Record) error {
+		state := r.State
+		if state == InFlight {
+			state = Uncertain
+		}
+		for i, to := range r.To {
+			if latest[key(&r, to)] != r.Seq {
+				continue
+			}
+			d := Delivery{Kind: r.Kind, Scope: r.Scope, Digest: r.Digest, To: to, State: state, Error: r.Error, Time: r.Time}
+			if i < len(r.IDs) {
+				d.MessageID = r.IDs[i]
+			}
+			if err := fn(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,306 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	boltErrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketCampaigns = []byte("campaigns")
+	bucketUploads   = []byte("uploads")
+	bucketBatches   = []byte("batches")
+	bucketMessages  = []byte("messages")
+	bucketInfo      = []byte("info")
+	keyPlanned      = []byte("planned")
+)
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to let go of
+	// the file; 0 means 100 ms.
+	LockTimeout time.Duration
+}
+
+// Store is an open ledger file. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	ops     chan op
+	wg      sync.WaitGroup
+	closing sync.Once
+}
+
+// op is a write waiting for the next group commit.
+type op struct {
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// Open opens or creates the ledger at path, with mode 0600. It fails with
+// ErrLocked if another process has it open.
+func Open(path string, opts Options) (*Store, error) {
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = 100 * time.Millisecond
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, boltErrors.ErrTimeout) {
+		return nil, fmt.Errorf("open ledger %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	// bbolt keeps the mode of a file that already exists: tighten it.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketCampaigns, bucketUploads} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open ledger %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, ops: make(chan op)}
+	s.wg.Add(1)
+	go s.commitLoop()
+	return s, nil
+}
+
+// Path is the ledger file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close waits for pending writes and closes the file. Writes after Close
+// panic.
+func (s *Store) Close() error {
+	s.closing.Do(func() { close(s.ops) })
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+// commitLoop is the group commit: it takes the first waiting write, every
+// other write already waiting, and commits them in one transaction, so one
+// fsync serves them all. A failing transaction is retried one write at a
+// time, so one bad write fails alone.
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	for first := range s.ops {
+		batch := []op{first}
+	drain:
+		for len(batch) < 4096 {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for _, o := range batch {
+				if err := o.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil || len(batch) == 1 {
+			for _, o := range batch {
+				o.done <- err
+			}
+			continue
+		}
+		for _, o := range batch {
+			o.done <- s.db.Update(o.fn)
+		}
+	}
+}
+
+// write runs fn in the next group commit and returns once it is durable.
+func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	done := make(chan error, 1)
+	s.ops <- op{fn: fn, done: done}
+	return <-done
+}
+
+// Campaign returns the ledger of one campaign; it is created by its first
+// write.
+func (s *Store) Campaign(name string) *Campaign {
+	return &Campaign{s: s, name: []byte(name)}
+}
+
+// Campaigns lists the campaigns the ledger holds, in name order.
+func (s *Store) Campaigns() ([]string, error) {
+	var names []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCampaigns).ForEachBucket(func(k []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	return names, err
+}
+
+// Campaign is one campaign's part of the ledger.
+type Campaign struct {
+	s    *Store
+	name []byte
+}
+
+// Name is the campaign's name.
+func (c *Campaign) Name() string { return string(c.name) }
+
+// bucket returns the campaign's sub-bucket name, creating it in a write.
+func (c *Campaign) bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	root := tx.Bucket(bucketCampaigns)
+	if !tx.Writable() {
+		cb := root.Bucket(c.name)
+		if cb == nil {
+			return nil, nil
+		}
+		return cb.Bucket(name), nil
+	}
+	cb, err := root.CreateBucketIfNotExists(c.name)
+	if err != nil {
+		return nil, err
+	}
+	return cb.CreateBucketIfNotExists(name)
+}
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+// Begin durably records r as in flight, gives it a sequence number, and
+// stores r.Message under r.Digest if the campaign has no copy yet. Call it
+// before the request is written.
+func (c *Campaign) Begin(r *Record) error {
+	r.State = InFlight
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketBatches)
+		if err != nil {
+			return err
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		r.Seq = seq
+		if err := b.Put(seqKey(seq), r.encode()); err != nil {
+			return err
+		}
+		if len(r.Message) > 0 {
+			mb, err := c.bucket(tx, bucketMessages)
+			if err != nil {
+				return err
+			}
+			if mb.Get(r.Digest[:]) == nil {
+				return mb.Put(r.Digest[:], r.Message)
+			}
+		}
+		return nil
+	})
+}
+
+// Finish durably records r's outcome (its State, IDs, Error) over the
+// record Begin wrote. Call it once the answer is in.
+func (c *Campaign) Finish(r *Record) error {
+	if r.Seq == 0 {
+		return errors.New("finish: record was never begun")
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketBatches)
+		if err != nil {
+			return err
+		}
+		return b.Put(seqKey(r.Seq), r.encode())
+	})
+}
+
+// SetPlanned records how many deliveries the campaign's latest plan holds,
+// so that status can count those not yet attempted.
+func (c *Campaign) SetPlanned(n int64) error {
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketInfo)
+		if err != nil {
+			return err
+		}
+		return b.Put(keyPlanned, binary.AppendUvarint(nil, uint64(n)))
+	})
+}
+
+// Planned returns what SetPlanned recorded, 0 if nothing.
+func (c *Campaign) Planned() (int64, error) {
+	var n uint64
+	err := c.s.db.View(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketInfo)
+		if err != nil || b == nil {
+			return err
+		}
+		if v := b.Get(keyPlanned); v != nil {
+			n, _ = binary.Uvarint(v)
+		}
+		return nil
+	})
+	return int64(n), err
+}
+
+// Message returns the message JSON stored for digest, nil if none.
+func (c *Campaign) Message(digest [32]byte) ([]byte, error) {
+	var msg []byte
+	err := c.s.db.View(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketMessages)
+		if err != nil || b == nil {
+			return err
+		}
+		if v := b.Get(digest[:]); v != nil {
+			msg = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return msg, err
+}
+
+// Records calls fn with every record of the campaign in sequence order,
+// fully decoded.
+func (c *Campaign) Records(fn func(Record) error) error {
+	return c.records(true, fn)
+}
+
+func (c *Campaign) records(full bool, fn func(Record) error) error {
+	return c.s.db.View(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketBatches)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(binary.BigEndian.Uint64(k), v, full)
+			if err != nil {
+				return err
+			}
+			return fn(r)
+		})
+	})
+}

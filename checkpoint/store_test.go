@@ -1,0 +1,294 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func digestOf(s string) (d [32]byte) {
+	copy(d[:], s)
+	return d
+}
+
+func TestOpenIsExclusiveAndPrivate(t *testing.T) {
+	s, path := openTemp(t)
+	_ = s
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("ledger file mode: got %o, want 600", mode)
+	}
+	start := time.Now()
+	_, err = Open(path, Options{LockTimeout: 50 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: got %v, want ErrLocked", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("second Open took %v; it must fail at once", took)
+	}
+}
+
+func TestOpenTightensAnExistingFilesMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := os.Stat(path)
+	if mode := st.Mode().Perm(); mode != 0o600 {
+		t.Errorf("mode after reopening: got %o, want 600", mode)
+	}
+}
+
+func TestRecordsRoundTrip(t *testing.T) {
+	s, _ := openTemp(t)
+	c := s.Campaign("spring")
+	tests := []struct {
+		name string
+		rec  Record
+	}{
+		{name: "numeric IDs", rec: Record{Kind: "users", Digest: digestOf("a"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"1029457500870543736", "1029457500870543737"}}},
+		{name: "shared ID", rec: Record{Kind: "group_members", Scope: "g1", Digest: digestOf("b"), To: []string{"m1", "m2", "m3"}, State: Sent, IDs: []string{"77", "77", "77"}}},
+		{name: "string IDs", rec: Record{Kind: "users", Digest: digestOf("c"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"x-1", "007"}}},
+		{name: "legacy success", rec: Record{Kind: "legacy_users", Digest: digestOf("d"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"success", "success"}}},
+		{name: "failed", rec: Record{Kind: "rooms", Digest: digestOf("e"), To: []string{"r1"}, State: Failed, Error: "permanent: status 400: message_send_error: message is too large", Attempts: 1}},
+		{name: "unicode recipient", rec: Record{Kind: "users", Digest: digestOf("f"), To: []string{"用户一", "ユーザー"}, State: Uncertain, Error: "ambiguous: status 500", Attempts: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.rec
+			want := r
+			if err := c.Begin(&r); err != nil {
+				t.Fatalf("Begin: %v", err)
+			}
+			if r.Seq == 0 || r.State != InFlight {
+				t.Fatalf("after Begin: seq %d state %v, want a sequence and in_flight", r.Seq, r.State)
+			}
+			r.State, r.IDs, r.Error, r.Attempts = want.State, want.IDs, want.Error, want.Attempts
+			if err := c.Finish(&r); err != nil {
+				t.Fatalf("Finish: %v", err)
+			}
+			var got *Record
+			err := c.Records(func(x Record) error {
+				if x.Seq == r.Seq {
+					got = &x
+				}
+				return nil
+			})
+			if err != nil || got == nil {
+				t.Fatalf("Records: %v, found %v", err, got != nil)
+			}
+			if got.Kind != want.Kind || got.Scope != want.Scope || got.Digest != want.Digest || got.State != want.State ||
+				got.Error != want.Error || got.Attempts != want.Attempts || !slices.Equal(got.To, want.To) || !slices.Equal(got.IDs, want.IDs) {
+				t.Errorf("read back %+v\nwant %+v", *got, want)
+			}
+			if got.Time.IsZero() {
+				t.Error("record has no time")
+			}
+		})
+	}
+}
+
+func TestResumeMarksInFlightUncertain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Campaign("c")
+	sent := Record{Kind: "users", Digest: digestOf("m"), To: []string{"a", "b"}}
+	flying := Record{Kind: "users", Digest: digestOf("m"), To: []string{"c", "d"}}
+	for _, r := range []*Record{&sent, &flying} {
+		if err := c.Begin(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent.State, sent.IDs = Sent, []string{"1", "2"}
+	if err := c.Finish(&sent); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // as if the process died with "flying" on the wire
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c = s.Campaign("c")
+	d, err := c.Resume()
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	want := map[string]State{"a": Sent, "b": Sent, "c": Uncertain, "d": Uncertain, "e": Pending}
+	for to, st := range want {
+		if got := d.State("users", "", digestOf("m"), to); got != st {
+			t.Errorf("state of %s: got %v, want %v", to, got, st)
+		}
+	}
+	if d.Count(Sent) != 2 || d.Count(Uncertain) != 2 {
+		t.Errorf("counts: sent %d uncertain %d, want 2 and 2", d.Count(Sent), d.Count(Uncertain))
+	}
+	// the change is durable: the record itself now says uncertain
+	err = c.Records(func(r Record) error {
+		if r.Seq == flying.Seq && (r.State != Uncertain || r.Error != InterruptedError) {
+			t.Errorf("in-flight record after Resume: state %v error %q, want uncertain with %q", r.State, r.Error, InterruptedError)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLatestRecordWins(t *testing.T) {
+	s, _ := openTemp(t)
+	c := s.Campaign("c")
+	dg := digestOf("m")
+	write := func(st State, to ...string) {
+		t.Helper()
+		r := Record{Kind: "users", Digest: dg, To: to}
+		if err := c.Begin(&r); err != nil {
+			t.Fatal(err)
+		}
+		r.State = st
+		if st == Sent {
+			for range to {
+				r.IDs = append(r.IDs, "42")
+			}
+		}
+		if err := c.Finish(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(Failed, "a", "b")
+	write(Pending, "c")
+	write(Sent, "a", "c")
+	d, err := c.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for to, want := range map[string]State{"a": Sent, "b": Failed, "c": Sent} {
+		if got := d.State("users", "", dg, to); got != want {
+			t.Errorf("%s: got %v, want %v", to, got, want)
+		}
+	}
+	if d.Len() != 3 || d.Count(Sent) != 2 || d.Count(Failed) != 1 || d.Count(Pending) != 0 {
+		t.Errorf("len %d sent %d failed %d pending %d, want 3, 2, 1, 0", d.Len(), d.Count(Sent), d.Count(Failed), d.Count(Pending))
+	}
+	var rows []string
+	err = c.EachDelivery(func(x Delivery) error {
+		rows = append(rows, fmt.Sprintf("%s=%v:%s", x.To, x.State, x.MessageID))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"b=failed:", "a=sent:42", "c=sent:42"}; !slices.Equal(rows, want) {
+		t.Errorf("EachDelivery: got %v, want %v", rows, want)
+	}
+}
+
+func TestCampaignsAreSeparate(t *testing.T) {
+	s, _ := openTemp(t)
+	for _, name := range []string{"b", "a"} {
+		r := Record{Kind: "users", Digest: digestOf("m"), To: []string{"u"}, Message: []byte(`{"type":"txt"}`)}
+		if err := s.Campaign(name).Begin(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Campaign("a").SetPlanned(12); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.Campaigns()
+	if err != nil || !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("Campaigns: got %v, %v; want [a b]", names, err)
+	}
+	if n, _ := s.Campaign("a").Planned(); n != 12 {
+		t.Errorf("a planned: got %d, want 12", n)
+	}
+	if n, _ := s.Campaign("b").Planned(); n != 0 {
+		t.Errorf("b planned: got %d, want 0", n)
+	}
+	if msg, _ := s.Campaign("a").Message(digestOf("m")); string(msg) != `{"type":"txt"}` {
+		t.Errorf("message: got %q", msg)
+	}
+	if msg, _ := s.Campaign("c").Message(digestOf("m")); msg != nil {
+		t.Errorf("message of an unknown campaign: got %q, want nil", msg)
+	}
+}
+
+func TestConcurrentWritersShareCommits(t *testing.T) {
+	s, _ := openTemp(t)
+	c := s.Campaign("c")
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				r := Record{Kind: "users", Digest: digestOf("m"), To: []string{fmt.Sprintf("w%d-%d", w, i)}}
+				if err := c.Begin(&r); err != nil {
+					errs <- err
+					return
+				}
+				r.State, r.IDs = Sent, []string{"1"}
+				if err := c.Finish(&r); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	d, err := c.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Count(Sent) != workers*each {
+		t.Errorf("sent: got %d, want %d", d.Count(Sent), workers*each)
+	}
+}
+
+func TestCorruptRecordIsAnError(t *testing.T) {
+	r := Record{Kind: "users", Digest: digestOf("m"), To: []string{"a", "b"}, State: Sent, IDs: []string{"1", "2"}}
+	b := r.encode()
+	for _, cut := range []int{1, 5, len(b) / 2, len(b) - 1} {
+		if _, err := decodeRecord(1, b[:cut], true); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("record cut to %d bytes: got %v, want ErrCorrupt", cut, err)
+		}
+	}
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"imcast/checkpoint"
+	"imcast/emulator"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// binary builds imcast once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "imcast-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "imcast")
+		out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build imcast: %v", buildErr)
+	}
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+// startRun starts the binary on a campaign against srv.
+func startRun(t *testing.T, srv *emulator.Running, state, campaign string, extra ...string) *exec.Cmd {
+	t.Helper()
+	args := append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state,
+		"--quota-scale", "5", "--quiet"}, extra...)
+	cmd := exec.Command(binary(t), append(args, campaign)...)
+	cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=crash-test-token")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func exitCodeOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// TestCrashAndResume kills a run with SIGKILL at many moments and runs it
+// again each time: in the end no recipient got a message twice, every one
+// is sent or uncertain, and the uncertain ones are exactly those whose
+// batch was in flight at a kill.
+func TestCrashAndResume(t *testing.T) {
+	dir := t.TempDir()
+	campaign, all := testCampaign(t, dir, 8000)
+	srv := startFake(t, emulator.Config{QuotaScale: 5, Faults: emulator.Faults{Latency: 150 * time.Millisecond}})
+	state := filepath.Join(dir, "ledger.db")
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for i := range 10 {
+		cmd := startRun(t, srv, state, campaign)
+		time.Sleep(time.Duration(150+rng.IntN(1200)) * time.Millisecond)
+		// Most kills land while a call is on the wire, the moment that
+		// matters; some land wherever they fall.
+		for deadline := time.Now().Add(time.Second); i%3 != 0 && !callOnWire(srv) && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", i, err)
+		}
+		err := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			kills++
+		} else if code := exitCodeOf(err); code != exitOK && code != exitIncomplete {
+			t.Fatalf("run %d ended by itself with exit %d: %s", i, code, cmd.Stdout)
+		}
+	}
+	if kills < 5 {
+		t.Fatalf("only %d of 10 runs were killed mid-way; the campaign is too short for the test", kills)
+	}
+	cmd := startRun(t, srv, state, campaign)
+	err := cmd.Wait()
+	code := exitCodeOf(err)
+	if code != exitOK && code != exitIncomplete {
+		t.Fatalf("final run: exit %d: %s", code, cmd.Stdout)
+	}
+
+	if d := srv.Stats().Duplicates; d != 0 {
+		t.Fatalf("the emulator counted %d duplicates", d)
+	}
+	// Which deliveries did a kill leave in flight? The ledger marked them
+	// uncertain with InterruptedError when the next run started.
+	store, err := checkpoint.Open(state, checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interrupted := map[delivery]bool{}
+	err = store.Campaign("mixed").Records(func(r checkpoint.Record) error {
+		if r.Error == checkpoint.InterruptedError {
+			for _, to := range r.To {
+				interrupted[delivery{r.Kind, r.Scope, to}] = true
+			}
+		}
+		return nil
+	})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := reportRows(t, state)
+	uncertain := 0
+	for _, d := range all {
+		got := srv.Delivered(d.kind, d.scope, d.to)
+		switch state := rows[d]["state"]; {
+		case state == "sent" && got == 1:
+		case state == "uncertain" && interrupted[d] && got <= 1:
+			uncertain++
+		default:
+			t.Errorf("%v: state %q, delivered %d times, interrupted in flight %v", d, state, got, interrupted[d])
+		}
+	}
+	if uncertain != len(interrupted) {
+		t.Errorf("%d deliveries uncertain, %d were in flight at a kill", uncertain, len(interrupted))
+	}
+	if wantCode := map[bool]int{true: exitIncomplete, false: exitOK}[uncertain > 0]; code != wantCode {
+		t.Errorf("final run: exit %d, want %d", code, wantCode)
+	}
+	t.Logf("%d kills, %d deliveries, %d left uncertain", kills, len(all), uncertain)
+}
+
+// callOnWire reports whether the emulator holds a call it has not answered.
+func callOnWire(srv *emulator.Running) bool {
+	s := srv.Stats()
+	answered := 0
+	for _, n := range s.Responses {
+		answered += n
+	}
+	return s.Requests > answered
+}
+
+// TestInterruptFinishesCallsInFlight sends SIGINT mid-run: the run stops,
+// records its calls in flight, exits 130, and the next run finishes the
+// campaign with nothing uncertain and nothing twice.
+func TestInterruptFinishesCallsInFlight(t *testing.T) {
+	dir := t.TempDir()
+	campaign, all := testCampaign(t, dir, 3000)
+	srv := startFake(t, emulator.Config{QuotaScale: 5, Faults: emulator.Faults{Latency: 100 * time.Millisecond}})
+	state := filepath.Join(dir, "ledger.db")
+	cmd := startRun(t, srv, state, campaign)
+	time.Sleep(800 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := exitCodeOf(cmd.Wait()); code != exitInterrupted {
+		t.Fatalf("exit %d after SIGINT, want %d: %s", code, exitInterrupted, cmd.Stdout)
+	}
+	rows := reportRows(t, state)
+	if len(rows) == 0 {
+		t.Fatal("the interrupted run recorded nothing; interrupt later")
+	}
+	for d, row := range rows {
+		if row["state"] != "sent" && row["state"] != "pending" {
+			t.Errorf("%v: %s after an interrupt (%s), want sent or pending", d, row["state"], row["error"])
+		}
+	}
+	cmd = startRun(t, srv, state, campaign)
+	if code := exitCodeOf(cmd.Wait()); code != exitOK {
+		t.Fatalf("second run: exit %d: %s", code, cmd.Stdout)
+	}
+	if d := srv.Stats().Duplicates; d != 0 {
+		t.Fatalf("the emulator counted %d duplicates", d)
+	}
+	for _, d := range all {
+		if got := srv.Delivered(d.kind, d.scope, d.to); got != 1 {
+			t.Errorf("%v delivered %d times, want 1", d, got)
+		}
+	}
+}
+
+// TestSecondProcessOnOneLedgerFailsAtOnce holds the ledger with a run and
+// starts another on it.
+func TestSecondProcessOnOneLedgerFailsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	campaign, _ := testCampaign(t, dir, 3000)
+	srv := startFake(t, emulator.Config{QuotaScale: 5})
+	state := filepath.Join(dir, "ledger.db")
+	first := startRun(t, srv, state, campaign)
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	second := startRun(t, srv, state, campaign)
+	err := second.Wait()
+	if code := exitCodeOf(err); code != exitFatal {
+		t.Fatalf("second process: exit %d, want %d: %s", code, exitFatal, second.Stdout)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("second process took %v to give up; it must fail at once", took)
+	}
+	if out := second.Stdout.(*strings.Builder).String(); !strings.Contains(out, "in use by another imcast process") {
+		t.Errorf("second process does not say why: %q", out)
+	}
+	first.Process.Signal(syscall.SIGINT)
+	first.Wait()
+}

@@ -1,0 +1,514 @@
+package job
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"imcast/chatapi"
+	"imcast/checkpoint"
+	"imcast/planner"
+)
+
+// Sender makes one call for a batch.
+type Sender interface {
+	Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error)
+}
+
+// Ledger records each batch durably before and after its call.
+type Ledger interface {
+	Begin(r *checkpoint.Record) error
+	Finish(r *checkpoint.Record) error
+}
+
+// Source emits the batches still to send of some kinds, in order. Run calls
+// it once per endpoint, concurrently, so that a slow kind never holds up a
+// fast one.
+type Source func(ctx context.Context, kinds []chatapi.Kind, emit func(planner.Batch) error) error
+
+// Preparer turns a planned message into the message sent, e.g. by
+// uploading its file and filling the body's url and secret. It is called
+// once per message.
+type Preparer func(ctx context.Context, m *planner.Message) (chatapi.Message, error)
+
+// Config says how to run.
+type Config struct {
+	Workers     int // calls at once; 0: 8
+	Quotas      planner.Quotas
+	Kinds       []chatapi.Kind // the kinds with work; every endpoint among them gets a queue
+	Pacing      Pacing         // zero: DefaultPacing
+	MaxAttempts int            // calls per batch refused without delivery before it is recorded failed; 0: 10
+	Backoff     time.Duration  // first pause after a refusal; 0: 500 ms
+	MaxBackoff  time.Duration  // 0: 30 s
+	DedupExt    bool           // add ext.imcast_dedup, stable per message
+	Prepare     Preparer       // nil: messages with a file fail the run with ErrNoUploader
+	Progress    *Progress      // counters updated as the run goes; nil: Run makes its own
+}
+
+// DedupKey is the ext key --dedup-ext adds. Its value is the same for every
+// send of a message, so a client app that sees it twice can drop the copy.
+const DedupKey = "imcast_dedup"
+
+// endpoint is one API path: its queue, its pacer and its retries.
+type endpoint struct {
+	kinds []chatapi.Kind
+	pacer *pacer
+
+	mu          sync.Mutex
+	retries     []item // refused batches and split remainders, waiting for their time
+	outstanding int    // calls running for this endpoint
+	wake        chan struct{}
+}
+
+// item is a batch waiting to be sent.
+type item struct {
+	batch     planner.Batch
+	attempts  int
+	notBefore time.Time
+}
+
+func (e *endpoint) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *endpoint) requeue(it item) {
+	e.mu.Lock()
+	e.retries = append(e.retries, it)
+	e.mu.Unlock()
+	e.signal()
+}
+
+// ready pops a retry whose time has come; otherwise it returns the time the
+// next one is due (zero if none).
+func (e *endpoint) ready(now time.Time) (item, bool, time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var due time.Time
+	for i, it := range e.retries {
+		if !it.notBefore.After(now) {
+			e.retries = append(e.retries[:i], e.retries[i+1:]...)
+			return it, true, time.Time{}
+		}
+		if due.IsZero() || it.notBefore.Before(due) {
+			due = it.notBefore
+		}
+	}
+	return item{}, false, due
+}
+
+func (e *endpoint) idle() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.outstanding == 0 && len(e.retries) == 0
+}
+
+// runner is one Run.
+type runner struct {
+	cfg      Config
+	sender   Sender
+	ledger   Ledger
+	progress *Progress
+	sem      chan struct{}
+
+	prepMu   sync.Mutex
+	prepared map[[32]byte]*preparedMsg
+	stored   sync.Map // digests whose message the ledger was given
+}
+
+type preparedMsg struct {
+	once sync.Once
+	msg  chatapi.Message
+	err  error
+}
+
+// Run sends every batch src emits, paced under cfg.Quotas, recording each in
+// the ledger, and returns when all are recorded. When ctx is cancelled it
+// stops dispatching, lets the calls in flight finish and be recorded, and
+// returns ctx's error. A ledger write that fails, or a token the server
+// refuses, stops the run with that error.
+func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledger) (*Progress, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Pacing == (Pacing{}) {
+		cfg.Pacing = DefaultPacing
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = NewProgress(cfg.Kinds)
+	}
+	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
+		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
+
+	rooms := newRoomWindows(cfg.Pacing.Headroom)
+	byPath := map[string]*endpoint{}
+	var order []*endpoint
+	for _, k := range cfg.Kinds {
+		e := byPath[k.Path()]
+		if e == nil {
+			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), wake: make(chan struct{}, 1)}
+			byPath[k.Path()] = e
+			order = append(order, e)
+		}
+		e.kinds = append(e.kinds, k)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, e := range order {
+		queue := make(chan planner.Batch, cfg.Workers)
+		g.Go(func() error {
+			defer close(queue)
+			err := src(gctx, e.kinds, func(b planner.Batch) error {
+				select {
+				case queue <- b:
+					return nil
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			})
+			if errors.Is(err, context.Canceled) && gctx.Err() != nil {
+				return nil // stopping: the dispatcher says why
+			}
+			return err
+		})
+		g.Go(func() error { return r.dispatch(gctx, g, e, queue) })
+	}
+	err := g.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return r.progress, err
+}
+
+// dispatch feeds one endpoint's batches to the workers: retries whose time
+// has come first, then the queue. It returns when both are empty and no
+// call of the endpoint is running, or when ctx is cancelled.
+func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, queue <-chan planner.Batch) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		it, ok, due := e.ready(time.Now())
+		if !ok {
+			if queue == nil && e.idle() {
+				return nil
+			}
+			wait := time.Hour
+			if !due.IsZero() {
+				wait = max(time.Until(due), 0)
+			}
+			timer.Reset(wait)
+			select {
+			case b, open := <-queue:
+				if !open {
+					queue = nil
+					continue
+				}
+				it, ok = item{batch: b}, true
+			case <-e.wake:
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil
+			}
+			if !ok {
+				continue
+			}
+		}
+		// Uploads and the like happen before booking, so that they never
+		// make a call late for its time.
+		if _, err := r.prepare(ctx, it.batch.Message); err != nil {
+			return err
+		}
+		// Book the call only once a worker is free, and sleep here until
+		// just before its time: a batch is marked in flight for no longer
+		// than the ledger write takes, and a slot is held asleep by at most
+		// one booking per endpoint.
+		select {
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		b, at := r.book(e, it)
+		if !sleepUntil(ctx, at.Add(-r.cfg.Pacing.Lead)) {
+			<-r.sem
+			return nil
+		}
+		e.mu.Lock()
+		e.outstanding++
+		e.mu.Unlock()
+		g.Go(func() error {
+			defer func() {
+				<-r.sem
+				e.mu.Lock()
+				e.outstanding--
+				e.mu.Unlock()
+				e.signal()
+			}()
+			return r.call(ctx, e, b, at)
+		})
+	}
+}
+
+// book reserves the next call of e for it, splitting off what the message
+// window has no room for yet; the rest goes back to the queue.
+func (r *runner) book(e *endpoint, it item) (item, time.Time) {
+	m := it.batch.Message
+	to := it.batch.To
+	rooms := func(n int) []string {
+		if m.Kind == chatapi.RoomMembers {
+			return []string{m.Scope}
+		}
+		return to[:n]
+	}
+	at, n := e.pacer.book(time.Now(), len(to), m.Kind.MaxPerCall() > 1, rooms)
+	if n < len(to) {
+		e.requeue(item{batch: planner.Batch{Message: m, To: to[n:]}, attempts: it.attempts})
+		it.batch.To = to[:n]
+	}
+	return it, at
+}
+
+// sleepUntil waits until t and reports whether ctx was still live then.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// call records, sends at its booked time, and records one batch.
+func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) error {
+	m := it.batch.Message
+	kind := m.Kind
+	msg, err := r.prepare(ctx, m)
+	if err != nil {
+		return err
+	}
+	to := it.batch.To
+	rec := &checkpoint.Record{Kind: string(kind), Scope: m.Scope, Digest: m.Digest, To: to, Attempts: it.attempts + 1}
+	if _, done := r.stored.Load(m.Digest); !done {
+		rec.Message = m.RowJSON()
+	}
+	if err := r.ledger.Begin(rec); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	r.stored.Store(m.Digest, true)
+
+	if !sleepUntil(ctx, at) {
+		rec.State, rec.Error, rec.Time = checkpoint.Pending, "interrupted before sending", time.Time{}
+		return r.finish(rec)
+	}
+
+	r.progress.kind(kind).Calls.Add(1)
+	res, err := r.sender.Send(context.WithoutCancel(ctx), chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
+	rec.Time = time.Now()
+	if err == nil {
+		return r.delivered(rec, res)
+	}
+	var apiErr *chatapi.Error
+	errors.As(err, &apiErr)
+	rec.Error = err.Error()
+	pc := r.progress.kind(kind)
+	switch chatapi.OutcomeOf(err) {
+	case chatapi.Permanent:
+		rec.State = checkpoint.Failed
+		pc.Failed.Add(int64(len(to)))
+		return r.finish(rec)
+	case chatapi.Ambiguous:
+		rec.State = checkpoint.Uncertain
+		pc.Uncertain.Add(int64(len(to)))
+		return r.finish(rec)
+	}
+	// Not delivered: send again later, or give up.
+	rec.State = checkpoint.Pending
+	if apiErr != nil {
+		switch apiErr.Status {
+		case http.StatusUnauthorized:
+			if err := r.finish(rec); err != nil {
+				return err
+			}
+			return ErrUnauthorized
+		case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
+			pc.Refused.Add(1)
+			e.pacer.refused(time.Now())
+		}
+	}
+	if rec.Attempts >= r.cfg.MaxAttempts {
+		rec.State = checkpoint.Failed
+		rec.Error = fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.Error)
+		pc.Failed.Add(int64(len(to)))
+		return r.finish(rec)
+	}
+	if err := r.finish(rec); err != nil {
+		return err
+	}
+	pc.Retries.Add(1)
+	pause := r.backoff(rec.Attempts)
+	if apiErr != nil && apiErr.RetryAfter > pause {
+		pause = apiErr.RetryAfter
+	}
+	e.requeue(item{batch: planner.Batch{Message: m, To: to}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})
+	return nil
+}
+
+// delivered records a 200 answer: recipients the answer names are sent;
+// any it leaves out are uncertain, in a record of their own.
+func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
+	pc := r.progress.kind(chatapi.Kind(rec.Kind))
+	var sent, missing []string
+	var ids []string
+	for _, to := range rec.To {
+		if id, ok := res.IDs[to]; ok {
+			sent = append(sent, to)
+			ids = append(ids, id)
+		} else {
+			missing = append(missing, to)
+		}
+	}
+	rec.State, rec.To, rec.IDs = checkpoint.Sent, sent, ids
+	if err := r.finish(rec); err != nil {
+		return err
+	}
+	pc.Sent.Add(int64(len(sent)))
+	if len(missing) == 0 {
+		return nil
+	}
+	extra := &checkpoint.Record{Kind: rec.Kind, Scope: rec.Scope, Digest: rec.Digest, To: missing, Attempts: rec.Attempts}
+	if err := r.ledger.Begin(extra); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	extra.State, extra.Error = checkpoint.Uncertain, "the server answered 200 but gave no message ID for these recipients"
+	pc.Uncertain.Add(int64(len(missing)))
+	return r.finish(extra)
+}
+
+func (r *runner) finish(rec *checkpoint.Record) error {
+	if err := r.ledger.Finish(rec); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
+}
+
+// backoff is the pause before attempt n+1: exponential, capped, with
+// jitter so that refused workers do not come back in step.
+func (r *runner) backoff(attempts int) time.Duration {
+	d := r.cfg.Backoff << min(attempts-1, 16)
+	if d > r.cfg.MaxBackoff || d <= 0 {
+		d = r.cfg.MaxBackoff
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// prepare returns the message to send for m, once per message.
+func (r *runner) prepare(ctx context.Context, m *planner.Message) (chatapi.Message, error) {
+	r.prepMu.Lock()
+	p := r.prepared[m.Digest]
+	if p == nil {
+		p = &preparedMsg{}
+		r.prepared[m.Digest] = p
+	}
+	r.prepMu.Unlock()
+	p.once.Do(func() {
+		msg := m.Message
+		if m.File != "" {
+			if r.cfg.Prepare == nil {
+				p.err = ErrNoUploader
+				return
+			}
+			if msg, p.err = r.cfg.Prepare(ctx, m); p.err != nil {
+				return
+			}
+		}
+		if r.cfg.DedupExt {
+			msg.Ext, p.err = withDedupKey(msg.Ext, m.Digest)
+		}
+		p.msg = msg
+	})
+	return p.msg, p.err
+}
+
+// withDedupKey adds DedupKey to ext, its value the message digest's first
+// 16 bytes in hex.
+func withDedupKey(ext json.RawMessage, digest [32]byte) (json.RawMessage, error) {
+	obj := map[string]json.RawMessage{}
+	if len(ext) > 0 {
+		if err := json.Unmarshal(ext, &obj); err != nil {
+			return nil, fmt.Errorf("ext: %w", err)
+		}
+	}
+	v, _ := json.Marshal(hex.EncodeToString(digest[:16]))
+	obj[DedupKey] = v
+	return json.Marshal(obj)
+}
+
+// Counters are one kind's progress. Deliveries count recipients; Calls,
+// Refused and Retries count calls.
+type Counters struct {
+	Sent, Failed, Uncertain atomic.Int64
+	Calls, Refused, Retries atomic.Int64
+}
+
+// Progress holds the counters of every kind of a run; read them while it
+// runs.
+type Progress struct {
+	kinds map[chatapi.Kind]*Counters
+}
+
+// NewProgress makes counters for kinds.
+func NewProgress(kinds []chatapi.Kind) *Progress {
+	p := &Progress{kinds: map[chatapi.Kind]*Counters{}}
+	for _, k := range kinds {
+		p.kinds[k] = &Counters{}
+	}
+	return p
+}
+
+// Kind returns the counters of k (nil if Run has none for it).
+func (p *Progress) Kind(k chatapi.Kind) *Counters { return p.kinds[k] }
+
+func (p *Progress) kind(k chatapi.Kind) *Counters {
+	if c := p.kinds[k]; c != nil {
+		return c
+	}
+	panic(fmt.Sprintf("job: no counters for kind %s", k))
+}
+
+// Done is the deliveries recorded so far, sent, failed or uncertain.
+func (p *Progress) Done() (sent, failed, uncertain int64) {
+	for _, c := range p.kinds {
+		sent += c.Sent.Load()
+		failed += c.Failed.Load()
+		uncertain += c.Uncertain.Load()
+	}
+	return sent, failed, uncertain
+}

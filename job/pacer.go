@@ -1,0 +1,253 @@
+package job
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"imcast/chatapi"
+)
+
+// stamp is events taken from a limit at a time.
+type stamp struct {
+	at time.Time
+	n  int
+}
+
+// window is the log of what one limit has given out: the events of the last
+// span, in time order.
+type window struct {
+	limit int
+	span  time.Duration
+	log   []stamp
+}
+
+// trim forgets events that can no longer count at or after t.
+func (w *window) trim(t time.Time) {
+	i := 0
+	for i < len(w.log) && !w.log[i].at.After(t.Add(-w.span)) {
+		i++
+	}
+	if i > 0 {
+		w.log = append(w.log[:0], w.log[i:]...)
+	}
+}
+
+// used is how many events count in the window ending at t: those after
+// t - span.
+func (w *window) used(t time.Time) int {
+	cut := t.Add(-w.span)
+	n := 0
+	for i := len(w.log) - 1; i >= 0 && w.log[i].at.After(cut); i-- {
+		n += w.log[i].n
+	}
+	return n
+}
+
+// fitsAt returns the earliest time at or after t when n more events fit
+// under limit.
+func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
+	used := w.used(t)
+	if used+n <= limit {
+		return t
+	}
+	cut := t.Add(-w.span)
+	for _, s := range w.log {
+		if !s.at.After(cut) {
+			continue
+		}
+		used -= s.n
+		if used+n <= limit {
+			// s leaves the window just after s.at + span
+			return s.at.Add(w.span + time.Nanosecond)
+		}
+	}
+	return t.Add(w.span) // n alone exceeds the limit: never happens with limit >= n
+}
+
+func (w *window) add(t time.Time, n int) {
+	if n > 0 {
+		w.log = append(w.log, stamp{at: t, n: n})
+	}
+}
+
+// Pacing tunes a pacer.
+type Pacing struct {
+	// Headroom widens every window by this fraction (0.02: a 1 s window is
+	// counted over 1.02 s), so that jitter between this process and the
+	// server never puts two calls inside one server window that were
+	// outside one here. The pace reached is 1/(1+Headroom) of the quota.
+	Headroom float64
+	// Lead is how far ahead of now a call is booked, to leave time for the
+	// ledger write before it; the call then goes out at its booked time.
+	Lead time.Duration
+	// Recovery is how long the pace takes to climb back to the quota after
+	// the server refused a call for quota (another job sharing the app).
+	Recovery time.Duration
+	// Floor is the lowest fraction of the quota the pace drops to.
+	Floor float64
+}
+
+// DefaultPacing is what Run uses when Config.Pacing is zero.
+var DefaultPacing = Pacing{Headroom: 0.02, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
+
+// pacer books calls of one endpoint under its quotas: the call limit, the
+// message limit, and the limit of messages into one chat room. It paces
+// evenly (no burst faster than the quota's rate) and, in each window, never
+// gives out more than the limit. Bookings are made in time order, so the
+// logs stay sorted.
+type pacer struct {
+	mu        sync.Mutex
+	cfg       Pacing
+	calls     window
+	messages  window // limit 0: no message quota
+	rooms     *roomWindows
+	next      time.Time // earliest time of the next booking (even pacing)
+	factor    float64   // fraction of the quota in force after a refusal
+	refusedAt time.Time
+	kind      chatapi.Kind
+}
+
+func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows) *pacer {
+	widen := func(l chatapi.Limit) window {
+		return window{limit: l.N, span: time.Duration(float64(l.Window) * (1 + cfg.Headroom))}
+	}
+	p := &pacer{cfg: cfg, calls: widen(q.Calls), factor: 1, kind: kind}
+	if q.Messages.N > 0 {
+		p.messages = widen(q.Messages)
+	}
+	if kind == chatapi.Rooms || kind == chatapi.RoomMembers {
+		p.rooms = rooms
+	}
+	return p
+}
+
+// scale returns limit n under the current factor, at least 1.
+func (p *pacer) scale(n int, now time.Time) int {
+	f := p.factor
+	if f < 1 && p.cfg.Recovery > 0 {
+		f += (1 - f) * float64(now.Sub(p.refusedAt)) / float64(p.cfg.Recovery)
+	}
+	if f >= 1 {
+		p.factor = 1
+		return n
+	}
+	return max(1, int(math.Floor(float64(n)*f)))
+}
+
+// refused slows the pace after the server refused a call for quota.
+func (p *pacer) refused(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := float64(p.scale(1000000, now)) / 1000000
+	p.factor = max(p.cfg.Floor, cur/2)
+	p.refusedAt = now
+}
+
+// book reserves a call for a batch of size recipients going to rooms (the
+// rooms it posts into, for the per-room limit) and returns when it may be
+// sent and how many of the recipients it may carry: fewer than asked when
+// the message window has room for part of the batch only and split allows
+// it. Events are charged at the returned time.
+func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []string) (time.Time, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := now.Add(p.cfg.Lead)
+	if p.next.After(t) {
+		t = p.next
+	}
+	n := size
+	for range 64 {
+		callLimit := p.scale(p.calls.limit, t)
+		at := p.calls.fitsAt(t, 1, callLimit)
+		if p.messages.limit > 0 {
+			msgLimit := p.scale(p.messages.limit, t)
+			room := msgLimit - p.messages.used(at)
+			switch {
+			case room >= n:
+			case room >= 1 && split:
+				n = room
+			default:
+				at = later(at, p.messages.fitsAt(at, min(n, msgLimit), msgLimit))
+				n = min(n, msgLimit)
+			}
+		}
+		if p.rooms != nil {
+			at = later(at, p.rooms.fitsAt(at, rooms(n)))
+		}
+		if at.Equal(t) {
+			break
+		}
+		t = at
+	}
+	p.calls.trim(t)
+	p.calls.add(t, 1)
+	spacing := time.Duration(float64(p.calls.span) / float64(p.scale(p.calls.limit, t)))
+	if p.messages.limit > 0 {
+		p.messages.trim(t)
+		p.messages.add(t, n)
+		spacing = max(spacing, time.Duration(float64(p.messages.span)*float64(n)/float64(p.scale(p.messages.limit, t))))
+	}
+	if p.rooms != nil {
+		p.rooms.add(t, rooms(n))
+	}
+	p.next = t.Add(spacing)
+	return t, n
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// roomWindows enforces the service's limit of messages into one chat room
+// a second (above it, rooms drop messages silently), across the rooms and
+// room_members endpoints.
+type roomWindows struct {
+	mu    sync.Mutex
+	span  time.Duration
+	rooms map[string]*window
+	adds  int
+}
+
+func newRoomWindows(headroom float64) *roomWindows {
+	return &roomWindows{span: time.Duration(float64(time.Second) * (1 + headroom)), rooms: map[string]*window{}}
+}
+
+func (r *roomWindows) fitsAt(t time.Time, rooms []string) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at := t
+	for _, id := range rooms {
+		if w := r.rooms[id]; w != nil {
+			at = later(at, w.fitsAt(t, 1, chatapi.RoomMessagesPerSecond))
+		}
+	}
+	return at
+}
+
+func (r *roomWindows) add(t time.Time, rooms []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range rooms {
+		w := r.rooms[id]
+		if w == nil {
+			w = &window{limit: chatapi.RoomMessagesPerSecond, span: r.span}
+			r.rooms[id] = w
+		}
+		w.trim(t)
+		w.add(t, 1)
+	}
+	// Forget rooms that went quiet, so that a campaign to a million rooms
+	// does not keep a million logs.
+	if r.adds += len(rooms); r.adds >= 4096 {
+		r.adds = 0
+		for id, w := range r.rooms {
+			if w.trim(t); len(w.log) == 0 {
+				delete(r.rooms, id)
+			}
+		}
+	}
+}

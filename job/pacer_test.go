@@ -1,0 +1,148 @@
+package job
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"imcast/chatapi"
+)
+
+// worstWindow checks a schedule of calls against a limit the way a server
+// counting over a true sliding window would (an event at t counts while
+// now-t < window): it returns the worst count found in any window.
+func worstWindow(times []time.Time, counts []int, l chatapi.Limit) int {
+	worst, sum, lo := 0, 0, 0
+	for hi := range times {
+		sum += counts[hi]
+		for times[hi].Sub(times[lo]) >= l.Window {
+			sum -= counts[lo]
+			lo++
+		}
+		worst = max(worst, sum)
+	}
+	return worst
+}
+
+func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
+	tests := []struct {
+		kind  chatapi.Kind
+		batch int
+		calls int
+	}{
+		{kind: chatapi.Users, batch: 600, calls: 120},
+		{kind: chatapi.Users, batch: 250, calls: 400},
+		{kind: chatapi.Groups, batch: 3, calls: 1500},
+		{kind: chatapi.Groups, batch: 1, calls: 1500},
+		{kind: chatapi.Rooms, batch: 10, calls: 2000},
+		{kind: chatapi.GroupMembers, batch: 20, calls: 2000},
+		{kind: chatapi.RoomMembers, batch: 7, calls: 2000},
+		{kind: chatapi.LegacyUsers, batch: 20, calls: 2000},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s of %d", tt.kind, tt.batch), func(t *testing.T) {
+			q := tt.kind.DefaultQuota()
+			p := newPacer(tt.kind, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+			now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+			start := now
+			var times []time.Time
+			var msgs, ones []int
+			left := 0 // recipients of a split batch still to book
+			room := 0
+			for len(times) < tt.calls {
+				size := tt.batch
+				if left > 0 {
+					size = left
+				}
+				// distinct rooms, so that only the quotas bind
+				at, n := p.book(now, size, tt.kind.MaxPerCall() > 1, func(n int) []string {
+					ids := make([]string, n)
+					for i := range ids {
+						room++
+						ids[i] = fmt.Sprint("room", room)
+					}
+					return ids
+				})
+				if at.Before(now) {
+					t.Fatalf("booked %v, before now %v", at, now)
+				}
+				if n < 1 || n > size {
+					t.Fatalf("booked %d of %d", n, size)
+				}
+				left = size - n
+				times, msgs, ones = append(times, at), append(msgs, n), append(ones, 1)
+				now = at // the dispatcher books the next call once this one is due
+			}
+			if got := worstWindow(times, ones, q.Calls); got > q.Calls.N {
+				t.Errorf("calls: %d in one %v window, quota %d", got, q.Calls.Window, q.Calls.N)
+			}
+			total := 0
+			for _, n := range msgs {
+				total += n
+			}
+			elapsed := times[len(times)-1].Sub(start)
+			if q.Messages.N > 0 {
+				if got := worstWindow(times, msgs, q.Messages); got > q.Messages.N {
+					t.Errorf("messages: %d in one %v window, quota %d", got, q.Messages.Window, q.Messages.N)
+				}
+				// the last call's messages are sent at its time: count the
+				// rate over the span they needed
+				ratio := float64(total-msgs[len(msgs)-1]) / elapsed.Seconds() / q.Messages.PerSecond()
+				if ratio < 0.97 {
+					t.Errorf("messages: %.3f of the quota, want at least 0.97", ratio)
+				}
+			} else {
+				ratio := float64(len(times)-1) / elapsed.Seconds() / q.Calls.PerSecond()
+				if ratio < 0.97 {
+					t.Errorf("calls: %.3f of the quota, want at least 0.97", ratio)
+				}
+			}
+		})
+	}
+}
+
+func TestPacerSlowsAfterARefusalAndRecovers(t *testing.T) {
+	q := chatapi.Rooms.DefaultQuota()
+	cfg := DefaultPacing
+	cfg.Recovery = 10 * time.Second
+	p := newPacer(chatapi.Rooms, q, cfg, newRoomWindows(cfg.Headroom))
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	rooms := func(n int) []string { return nil }
+	rate := func(from time.Time, calls int) float64 {
+		t0, _ := p.book(from, 10, true, rooms)
+		var last time.Time
+		for range calls {
+			last, _ = p.book(t0, 10, true, rooms)
+			t0 = last
+		}
+		return float64(calls*10) / last.Sub(from).Seconds()
+	}
+	before := rate(now, 200)
+	now = now.Add(30 * time.Second)
+	p.refused(now)
+	after := rate(now, 20)
+	if after > before*0.75 {
+		t.Errorf("after a refusal: %.1f msg/s, want well under the %.1f before", after, before)
+	}
+	recovered := rate(now.Add(cfg.Recovery+20*time.Second), 200)
+	if recovered < before*0.95 {
+		t.Errorf("after recovery: %.1f msg/s, want about the %.1f before", recovered, before)
+	}
+}
+
+func TestPacerLimitsMessagesIntoOneRoom(t *testing.T) {
+	q := chatapi.RoomMembers.DefaultQuota()
+	p := newPacer(chatapi.RoomMembers, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	var times []time.Time
+	var ones []int
+	for range 100 {
+		at, _ := p.book(now, 20, true, func(int) []string { return []string{"the-room"} })
+		times, ones = append(times, at), append(ones, 1)
+		now = at
+	}
+	limit := chatapi.Limit{N: chatapi.RoomMessagesPerSecond, Window: time.Second}
+	if got := worstWindow(times, ones, limit); got > limit.N {
+		t.Errorf("%d messages into one room within a second, limit %d", got, limit.N)
+	}
+}

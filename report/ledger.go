@@ -1,0 +1,205 @@
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"imcast/checkpoint"
+)
+
+// CampaignStatus counts one campaign's deliveries by state.
+type CampaignStatus struct {
+	Campaign  string `json:"campaign"`
+	Planned   int64  `json:"planned"` // deliveries in the campaign's latest run plan
+	Sent      int64  `json:"sent"`
+	Failed    int64  `json:"failed"`
+	Uncertain int64  `json:"uncertain"`
+	Pending   int64  `json:"pending"` // not sent yet: never tried, or refused and waiting
+}
+
+// Status counts the deliveries of every campaign in the ledger.
+func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
+	names, err := store.Campaigns()
+	if err != nil {
+		return nil, err
+	}
+	var out []CampaignStatus
+	for _, name := range names {
+		c := store.Campaign(name)
+		d, err := c.Load()
+		if err != nil {
+			return nil, fmt.Errorf("campaign %s: %w", name, err)
+		}
+		planned, err := c.Planned()
+		if err != nil {
+			return nil, fmt.Errorf("campaign %s: %w", name, err)
+		}
+		s := CampaignStatus{Campaign: name, Planned: planned,
+			Sent: d.Count(checkpoint.Sent), Failed: d.Count(checkpoint.Failed), Uncertain: d.Count(checkpoint.Uncertain)}
+		// never tried, plus refused and waiting for another call
+		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-d.Count(checkpoint.Pending)) + d.Count(checkpoint.Pending)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// WriteStatus prints statuses as a table, or as JSON lines.
+func WriteStatus(w io.Writer, statuses []CampaignStatus, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, s := range statuses {
+			if err := enc.Encode(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(statuses) == 0 {
+		_, err := fmt.Fprintln(w, "the ledger holds no campaign")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "campaign\tplanned\tsent\tfailed\tuncertain\tpending\t")
+	for _, s := range statuses {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending)
+	}
+	return tw.Flush()
+}
+
+// Formats of a deliveries report.
+const (
+	CSV   = "csv"
+	JSONL = "jsonl"
+)
+
+// Columns of a deliveries report: the delivery, then its message in the
+// keys of a campaign file, so that the report can be fed back to run.
+var (
+	deliveryColumns = []string{"campaign", "kind", "scope", "recipient", "state", "message_id", "error", "time"}
+	messageColumns  = []string{"type", "body", "from", "ext", "sync_device", "routetype", "roam_ignore_users",
+		"need_group_ack", "chatroom_msg_level", "file"}
+)
+
+// DeliveriesOptions choose what a deliveries report holds.
+type DeliveriesOptions struct {
+	Campaigns []string           // nil: every campaign
+	Only      []checkpoint.State // nil: every state
+	Format    string             // CSV (default) or JSONL
+}
+
+// WriteDeliveries writes one row per delivery the ledger holds.
+func WriteDeliveries(w io.Writer, store *checkpoint.Store, opts DeliveriesOptions) error {
+	names := opts.Campaigns
+	if names == nil {
+		var err error
+		if names, err = store.Campaigns(); err != nil {
+			return err
+		}
+	}
+	var out rowWriter
+	switch opts.Format {
+	case "", CSV:
+		out = newCSVRows(w)
+	case JSONL:
+		out = &jsonRows{enc: json.NewEncoder(w)}
+	default:
+		return fmt.Errorf("report format %q: want csv or jsonl", opts.Format)
+	}
+	for _, name := range names {
+		c := store.Campaign(name)
+		messages := map[[32]byte]map[string]json.RawMessage{}
+		err := c.EachDelivery(func(d checkpoint.Delivery) error {
+			if opts.Only != nil && !slices.Contains(opts.Only, d.State) {
+				return nil
+			}
+			msg, ok := messages[d.Digest]
+			if !ok {
+				raw, err := c.Message(d.Digest)
+				if err != nil {
+					return err
+				}
+				msg = map[string]json.RawMessage{}
+				if raw != nil {
+					if err := json.Unmarshal(raw, &msg); err != nil {
+						return fmt.Errorf("campaign %s: message %x: %w", name, d.Digest[:8], err)
+					}
+				}
+				messages[d.Digest] = msg
+			}
+			return out.write(name, d, msg)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return out.flush()
+}
+
+type rowWriter interface {
+	write(campaign string, d checkpoint.Delivery, msg map[string]json.RawMessage) error
+	flush() error
+}
+
+func deliveryValues(campaign string, d checkpoint.Delivery) []string {
+	return []string{campaign, d.Kind, d.Scope, d.To, d.State.String(), d.MessageID, d.Error, d.Time.UTC().Format(time.RFC3339Nano)}
+}
+
+type csvRows struct {
+	w   *csv.Writer
+	row []string
+}
+
+func newCSVRows(w io.Writer) *csvRows {
+	c := &csvRows{w: csv.NewWriter(w)}
+	_ = c.w.Write(append(slices.Clone(deliveryColumns), messageColumns...))
+	return c
+}
+
+func (c *csvRows) write(campaign string, d checkpoint.Delivery, msg map[string]json.RawMessage) error {
+	c.row = append(c.row[:0], deliveryValues(campaign, d)...)
+	for _, k := range messageColumns {
+		c.row = append(c.row, csvCell(msg[k]))
+	}
+	return c.w.Write(c.row)
+}
+
+// csvCell writes a JSON value as a campaign CSV cell: strings as they are,
+// objects, arrays and booleans as JSON text.
+func csvCell(raw json.RawMessage) string {
+	if raw == nil {
+		return ""
+	}
+	var s string
+	if strings.HasPrefix(string(raw), `"`) && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+func (c *csvRows) flush() error {
+	c.w.Flush()
+	return c.w.Error()
+}
+
+type jsonRows struct{ enc *json.Encoder }
+
+func (j *jsonRows) write(campaign string, d checkpoint.Delivery, msg map[string]json.RawMessage) error {
+	row := map[string]any{}
+	for k, v := range msg {
+		if slices.Contains(messageColumns, k) {
+			row[k] = v
+		}
+	}
+	for i, v := range deliveryValues(campaign, d) {
+		row[deliveryColumns[i]] = v
+	}
+	return j.enc.Encode(row)
+}
+
+func (j *jsonRows) flush() error { return nil }

@@ -1,0 +1,103 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"imcast/chatapi"
+	"imcast/job"
+)
+
+// KindSummary is what a run did for one kind.
+type KindSummary struct {
+	Kind      string `json:"kind"`
+	Planned   int64  `json:"planned"`        // deliveries in the campaign
+	ToSend    int64  `json:"to_send"`        // of them, pending when the run started
+	Sent      int64  `json:"sent"`           // by this run
+	Failed    int64  `json:"failed"`         // by this run
+	Uncertain int64  `json:"uncertain"`      // by this run
+	Left      int64  `json:"left"`           // still pending: not sent because the run stopped
+	Calls     int64  `json:"calls"`          // calls made
+	Refused   int64  `json:"quota_refusals"` // 429, 403 and 503 answers
+	Retries   int64  `json:"retries"`
+}
+
+// Summary is what a run did, per kind and in total.
+type Summary struct {
+	Event         string        `json:"event"` // "summary"
+	Campaign      string        `json:"campaign"`
+	Kinds         []KindSummary `json:"kinds"`
+	Total         KindSummary   `json:"total"`
+	AlreadySent   int64         `json:"already_sent"`   // before this run
+	HeldUncertain int64         `json:"held_uncertain"` // uncertain before this run and not resent
+	Seconds       float64       `json:"elapsed_seconds"`
+	Complete      bool          `json:"complete"` // every delivery of the campaign is sent
+}
+
+// NewSummary sums up a campaign run.
+func NewSummary(campaign string, res *job.Result) Summary {
+	s := Summary{Event: "summary", Campaign: campaign, Total: KindSummary{Kind: "total"},
+		AlreadySent: res.AlreadySent, HeldUncertain: res.HeldUncertain,
+		Seconds: res.Elapsed.Seconds(), Complete: res.Complete()}
+	for _, kp := range res.Plan.Kinds {
+		ks := KindSummary{Kind: kp.Kind, Planned: kp.Recipients, ToSend: kp.Pending}
+		if c := res.Progress.Kind(chatapi.Kind(kp.Kind)); c != nil {
+			ks.Sent, ks.Failed, ks.Uncertain = c.Sent.Load(), c.Failed.Load(), c.Uncertain.Load()
+			ks.Calls, ks.Refused, ks.Retries = c.Calls.Load(), c.Refused.Load(), c.Retries.Load()
+		}
+		ks.Left = ks.ToSend - ks.Sent - ks.Failed - ks.Uncertain
+		s.Kinds = append(s.Kinds, ks)
+		t := &s.Total
+		t.Planned += ks.Planned
+		t.ToSend += ks.ToSend
+		t.Sent += ks.Sent
+		t.Failed += ks.Failed
+		t.Uncertain += ks.Uncertain
+		t.Left += ks.Left
+		t.Calls += ks.Calls
+		t.Refused += ks.Refused
+		t.Retries += ks.Retries
+	}
+	return s
+}
+
+// WriteJSON prints the summary as one JSON object on a line.
+func (s Summary) WriteJSON(w io.Writer) error {
+	return json.NewEncoder(w).Encode(s)
+}
+
+// WriteText prints the summary as a table and a verdict.
+func (s Summary) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kind\tplanned\tto send\tsent\tfailed\tuncertain\tleft\tcalls\trefused\tretries\t")
+	for _, k := range append(s.Kinds, s.Total) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", k.Kind, k.Planned, k.ToSend, k.Sent, k.Failed,
+			k.Uncertain, k.Left, k.Calls, k.Refused, k.Retries)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	elapsed := time.Duration(s.Seconds * float64(time.Second)).Round(time.Millisecond)
+	fmt.Fprintf(w, "\ncampaign %s: %d sent in %s", s.Campaign, s.Total.Sent, elapsed)
+	if s.AlreadySent > 0 {
+		fmt.Fprintf(w, "; %d were sent before", s.AlreadySent)
+	}
+	fmt.Fprintln(w)
+	switch {
+	case s.Complete:
+		_, err := fmt.Fprintln(w, "every delivery is sent")
+		return err
+	case s.Total.Left > 0:
+		fmt.Fprintf(w, "%d deliveries still to send: run again to go on\n", s.Total.Left)
+	}
+	if s.HeldUncertain > 0 {
+		fmt.Fprintf(w, "%d deliveries were uncertain before this run and were not resent (--resend-uncertain sends them again)\n", s.HeldUncertain)
+	}
+	if s.Total.Failed+s.Total.Uncertain > 0 {
+		fmt.Fprintf(w, "%d failed and %d uncertain in this run: see imcast report --only failed,uncertain\n", s.Total.Failed, s.Total.Uncertain)
+	}
+	return nil
+}
