@@ -253,34 +253,31 @@ func (c *Campaign) SetPlanned(n int64) error {
 
 // Planned returns what SetPlanned recorded, 0 if nothing.
 func (c *Campaign) Planned() (int64, error) {
-	var n uint64
-	err := c.s.db.View(func(tx *bolt.Tx) error {
-		b, err := c.bucket(tx, bucketInfo)
-		if err != nil || b == nil {
-			return err
-		}
-		if v := b.Get(keyPlanned); v != nil {
-			n, _ = binary.Uvarint(v)
-		}
-		return nil
-	})
+	v, err := c.get(bucketInfo, keyPlanned)
+	n, _ := binary.Uvarint(v)
 	return int64(n), err
 }
 
 // Message returns the message JSON stored for digest, nil if none.
 func (c *Campaign) Message(digest [32]byte) ([]byte, error) {
-	var msg []byte
+	return c.get(bucketMessages, digest[:])
+}
+
+// get returns a copy of the value at key in one of the campaign's buckets,
+// nil if there is none.
+func (c *Campaign) get(bucket, key []byte) ([]byte, error) {
+	var v []byte
 	err := c.s.db.View(func(tx *bolt.Tx) error {
-		b, err := c.bucket(tx, bucketMessages)
+		b, err := c.bucket(tx, bucket)
 		if err != nil || b == nil {
 			return err
 		}
-		if v := b.Get(digest[:]); v != nil {
-			msg = append([]byte(nil), v...)
+		if got := b.Get(key); got != nil {
+			v = append([]byte(nil), got...)
 		}
 		return nil
 	})
-	return msg, err
+	return v, err
 }
 
 // Records calls fn with every record of the campaign in sequence order,

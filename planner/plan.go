@@ -27,6 +27,19 @@ type KindPlan struct {
 	MinSeconds    float64       `json:"min_seconds"` // the least time the quotas allow
 }
 
+// add counts k into a total; the total takes as long as its slowest kind.
+func (t *KindPlan) add(k *KindPlan) {
+	t.Recipients += k.Recipients
+	t.Pending += k.Pending
+	t.Repeated += k.Repeated
+	t.Messages += k.Messages
+	t.Batches += k.Batches
+	t.Calls += k.Calls
+	t.QuotaMessages += k.QuotaMessages
+	t.MinDuration = max(t.MinDuration, k.MinDuration)
+	t.MinSeconds = t.MinDuration.Seconds()
+}
+
 // Plan is what a campaign will take: the work per kind and in total, and
 // the least time the quotas allow. Kinds go through separate endpoints with
 // separate quotas and are sent side by side, so the total takes as long as
@@ -150,16 +163,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		kp.MinDuration = minDuration(qk, *loads[k.Path()])
 		kp.MinSeconds = kp.MinDuration.Seconds()
 		p.Kinds = append(p.Kinds, *kp)
-		t := &p.Total
-		t.Recipients += kp.Recipients
-		t.Pending += kp.Pending
-		t.Repeated += kp.Repeated
-		t.Messages += kp.Messages
-		t.Batches += kp.Batches
-		t.Calls += kp.Calls
-		t.QuotaMessages += kp.QuotaMessages
-		t.MinDuration = max(t.MinDuration, kp.MinDuration)
-		t.MinSeconds = t.MinDuration.Seconds()
+		p.Total.add(kp)
 	}
 	return p, nil
 }

@@ -25,6 +25,18 @@ type KindSummary struct {
 	Retries   int64  `json:"retries"`
 }
 
+func (t *KindSummary) add(k KindSummary) {
+	t.Planned += k.Planned
+	t.ToSend += k.ToSend
+	t.Sent += k.Sent
+	t.Failed += k.Failed
+	t.Uncertain += k.Uncertain
+	t.Left += k.Left
+	t.Calls += k.Calls
+	t.Refused += k.Refused
+	t.Retries += k.Retries
+}
+
 // Summary is what a run did, per kind and in total.
 type Summary struct {
 	Event         string        `json:"event"` // "summary"
@@ -50,16 +62,7 @@ func NewSummary(campaign string, res *job.Result) Summary {
 		}
 		ks.Left = ks.ToSend - ks.Sent - ks.Failed - ks.Uncertain
 		s.Kinds = append(s.Kinds, ks)
-		t := &s.Total
-		t.Planned += ks.Planned
-		t.ToSend += ks.ToSend
-		t.Sent += ks.Sent
-		t.Failed += ks.Failed
-		t.Uncertain += ks.Uncertain
-		t.Left += ks.Left
-		t.Calls += ks.Calls
-		t.Refused += ks.Refused
-		t.Retries += ks.Retries
+		s.Total.add(ks)
 	}
 	return s
 }
