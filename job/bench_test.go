@@ -1,7 +1,9 @@
 package job_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -114,5 +116,87 @@ func pacingRun(b *testing.B, kind chatapi.Kind, scale float64, seconds int) {
 	b.ReportMetric(float64(len(times)), "calls")
 	if st.Duplicates != 0 {
 		b.Fatalf("%d duplicates", st.Duplicates)
+	}
+}
+
+// firstSend cancels the run at its first call and remembers when that was.
+type firstSend struct {
+	cancel context.CancelFunc
+	once   sync.Once
+	at     time.Time
+}
+
+func (f *firstSend) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) {
+	f.once.Do(func() { f.at = time.Now(); f.cancel() })
+	return chatapi.Result{}, &chatapi.Error{Outcome: chatapi.NotDelivered, Status: 503}
+}
+
+// BenchmarkResumeToFirstSend measures a resumed run of a campaign of
+// IMCAST_RESUME_DELIVERIES users (default 1 million) whose ledger already
+// holds every one as sent, and one new user appended to the file: the time
+// from the start of the run (ledger read, whole campaign validated) to its
+// first call.
+func BenchmarkResumeToFirstSend(b *testing.B) {
+	n := 1_000_000
+	if v := os.Getenv("IMCAST_RESUME_DELIVERIES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	dir := b.TempDir()
+	path := filepath.Join(dir, "users.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("to,msg\n")
+	for i := range n {
+		fmt.Fprintf(w, "user%08d,welcome\n", i)
+	}
+	w.Flush()
+	f.Close()
+	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	camp, err := planner.Open(planner.Options{Files: []string{path}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := store.Campaign("users")
+	// Record every delivery as sent, as a finished run would have.
+	err = camp.Batches(context.Background(), nil, func(bt planner.Batch) error {
+		r := &checkpoint.Record{Kind: string(bt.Message.Kind), Digest: bt.Message.Digest, To: bt.To}
+		if err := led.Begin(r); err != nil {
+			return err
+		}
+		r.State = checkpoint.Sent
+		r.IDs = make([]string, len(bt.To))
+		for i := range r.IDs {
+			r.IDs[i] = "1029457500870543736"
+		}
+		return led.Finish(r)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	af, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	af.WriteString("newcomer,welcome\n")
+	af.Close()
+	quotas, _ := planner.NewQuotas(1, nil)
+	b.ResetTimer()
+	for range b.N {
+		ctx, cancel := context.WithCancel(context.Background())
+		sender := &firstSend{cancel: cancel}
+		start := time.Now()
+		_, err := job.RunCampaign(ctx, camp, led, sender, job.CampaignConfig{Config: job.Config{Quotas: quotas}})
+		cancel()
+		if !errors.Is(err, context.Canceled) || sender.at.IsZero() {
+			b.Fatalf("run: %v, first send at %v", err, sender.at)
+		}
+		b.ReportMetric(sender.at.Sub(start).Seconds(), "s-to-first-send")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -154,9 +155,14 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 	if !headerOK {
 		return nil
 	}
+	// gocsv matched the header to csvRow's fields; the rows are read
+	// straight into one reused csvRow through that mapping, which spares
+	// a reflective allocation per row.
+	var row csvRow
+	cells := row.columns(um.Headers)
 	to := make([]string, 1)
 	for {
-		v, err := um.Read()
+		record, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -170,7 +176,12 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 			return nil
 		}
 		line, _ := cr.FieldPos(0)
-		row := v.(csvRow)
+		row = csvRow{}
+		for i, cell := range record {
+			if p := cells[i]; p != nil {
+				*p = cell
+			}
+		}
 		if !validUTF8(&row) {
 			bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
 			continue
@@ -184,6 +195,29 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 			return err
 		}
 	}
+}
+
+// csvFields maps a csv tag to the index of its csvRow field.
+var csvFields = func() map[string]int {
+	m := map[string]int{}
+	t := reflect.TypeFor[csvRow]()
+	for i := range t.NumField() {
+		m[t.Field(i).Tag.Get("csv")] = i
+	}
+	return m
+}()
+
+// columns points each column of the header at its field of r, nil where
+// the column has none.
+func (r *csvRow) columns(headers []string) []*string {
+	v := reflect.ValueOf(r).Elem()
+	cells := make([]*string, len(headers))
+	for i, h := range headers {
+		if f, ok := csvFields[h]; ok {
+			cells[i] = v.Field(f).Addr().Interface().(*string)
+		}
+	}
+	return cells
 }
 
 func validUTF8(r *csvRow) bool {
