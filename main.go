@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "imcast: %v\n", err)
+	fmt.Fprintf(stderr, "imcast: %s\n", redact(err.Error()))
 	return exitCode(err)
 }
 
@@ -95,6 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			planCommand(),
 			runCommand(),
+			checkCommand(),
 			statusCommand(),
 			reportCommand(),
 			fakeServerCommand(),
@@ -108,7 +109,8 @@ func fakeServerCommand() *cli.Command {
 		Usage: "serve an emulator of the message-send API on loopback",
 		Description: "Enforces the documented per-call caps, request validation and quotas " +
 			"(sliding 1 s and 60 s windows), records every delivery and counts duplicates. " +
-			"Any non-empty bearer token is accepted. Statistics: GET /_emulator/stats.",
+			"Any non-empty bearer token is accepted, and POST /token issues tokens for any client credentials. " +
+			"Statistics: GET /_emulator/stats.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8765", Usage: "loopback `ADDRESS` to listen on"},
 			&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F`"},
@@ -120,11 +122,13 @@ func fakeServerCommand() *cli.Command {
 			&cli.Float64Flag{Name: "reset-after", Usage: "deliver, then reset the connection of this `FRACTION` of calls"},
 			&cli.DurationFlag{Name: "latency", Usage: "add `DURATION` before handling each call"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the fault draws"},
+			&cli.DurationFlag{Name: "token-ttl", Usage: "lifetime of the app tokens POST /token issues (default 24h)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := emulator.Config{
 				QuotaScale: c.Float64("quota-scale"),
 				Seed:       c.Int64("seed"),
+				TokenTTL:   c.Duration("token-ttl"),
 				Faults: emulator.Faults{
 					TooManyRequests: c.Float64("fail-429"),
 					QuotaForbidden:  c.Float64("fail-403"),
@@ -213,6 +217,19 @@ func planCommand() *cli.Command {
 // uncertain (exit code 3).
 var errIncomplete = errors.New("finished, but some deliveries failed or are uncertain")
 
+// connectionFlags say where the API is and how to authenticate. The
+// credentials come from the environment or a file, never from a flag.
+func connectionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "host", EnvVars: []string{"EASEMOB_HOST"}, Usage: "API base `URL`, e.g. https://a1.easemob.com (http:// only to loopback)"},
+		&cli.StringFlag{Name: "org", EnvVars: []string{"EASEMOB_ORG"}, Usage: "org `NAME` of the /{org}/{app} URL flavour"},
+		&cli.StringFlag{Name: "app", EnvVars: []string{"EASEMOB_APP"}, Usage: "app `NAME` of the /{org}/{app} URL flavour"},
+		&cli.StringFlag{Name: "app-id", EnvVars: []string{"EASEMOB_APP_ID"}, Usage: "`ID` of the /app-id/{app_id} URL flavour"},
+		&cli.StringFlag{Name: "token-file", EnvVars: []string{"EASEMOB_TOKEN_FILE"}, Usage: "read the app token from `FILE` (else EASEMOB_TOKEN, else EASEMOB_CLIENT_ID and EASEMOB_CLIENT_SECRET)"},
+		&cli.BoolFlag{Name: "fake", Usage: "use an emulator started in-process on 127.0.0.1, not the service"},
+	}
+}
+
 func stateFlag() cli.Flag {
 	return &cli.StringFlag{Name: "state", Value: "imcast.db", EnvVars: []string{"IMCAST_STATE"}, Usage: "the ledger `FILE`"}
 }
@@ -226,13 +243,7 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "send what the ledger has not yet recorded as sent; safe to run again at any time",
 		ArgsUsage: "CAMPAIGN...",
-		Flags: append(campaignFlags(),
-			&cli.StringFlag{Name: "host", EnvVars: []string{"EASEMOB_HOST"}, Usage: "API base `URL`, e.g. https://a1.easemob.com (http:// only to loopback)"},
-			&cli.StringFlag{Name: "org", EnvVars: []string{"EASEMOB_ORG"}, Usage: "org `NAME` of the /{org}/{app} URL flavour"},
-			&cli.StringFlag{Name: "app", EnvVars: []string{"EASEMOB_APP"}, Usage: "app `NAME` of the /{org}/{app} URL flavour"},
-			&cli.StringFlag{Name: "app-id", EnvVars: []string{"EASEMOB_APP_ID"}, Usage: "`ID` of the /app-id/{app_id} URL flavour"},
-			&cli.StringFlag{Name: "token-file", EnvVars: []string{"EASEMOB_TOKEN_FILE"}, Usage: "read the app token from `FILE` (or set EASEMOB_TOKEN)"},
-			&cli.BoolFlag{Name: "fake", Usage: "send to an emulator started in-process on 127.0.0.1, not to the service"},
+		Flags: append(append(campaignFlags(), connectionFlags()...),
 			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
 			stateFlag(),
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once"},
@@ -320,12 +331,8 @@ func newSender(c *cli.Context) (*chatapi.Client, func(), error) {
 		}
 		cfg = chatapi.Config{Host: srv.URL, Org: "fake", App: "imcast", Tokens: chatapi.StaticToken("fake")}
 		closer = func() { srv.Close() }
-	} else {
-		token, err := readToken(c.String("token-file"))
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.Tokens = chatapi.StaticToken(token)
+	} else if err := credentials(c.String("token-file"), &cfg); err != nil {
+		return nil, nil, err
 	}
 	client, err := chatapi.New(cfg)
 	if err != nil {
@@ -340,23 +347,47 @@ func newSender(c *cli.Context) (*chatapi.Client, func(), error) {
 	}, nil
 }
 
-// readToken takes the app token from a file or EASEMOB_TOKEN; never from a
-// flag's value, which other users of the machine can read.
-func readToken(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
+// credentials sets how cfg gets the app token: from --token-file, else
+// EASEMOB_TOKEN, else by fetching it with EASEMOB_CLIENT_ID and
+// EASEMOB_CLIENT_SECRET. A secret is never a flag's value, which other
+// users of the machine can read.
+func credentials(tokenFile string, cfg *chatapi.Config) error {
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return "", fmt.Errorf("token file: %w", err)
+			return fmt.Errorf("token file: %w", err)
 		}
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
+		t := strings.TrimSpace(string(b))
+		if t == "" {
+			return fmt.Errorf("token file %s is empty", tokenFile)
 		}
-		return "", fmt.Errorf("token file %s is empty", file)
+		cfg.Tokens = chatapi.StaticToken(t)
+		return nil
 	}
 	if t := strings.TrimSpace(os.Getenv("EASEMOB_TOKEN")); t != "" {
-		return t, nil
+		cfg.Tokens = chatapi.StaticToken(t)
+		return nil
 	}
-	return "", errors.New("no app token: set EASEMOB_TOKEN or give --token-file (or use --fake)")
+	id, secret := os.Getenv("EASEMOB_CLIENT_ID"), os.Getenv("EASEMOB_CLIENT_SECRET")
+	switch {
+	case id != "" && secret != "":
+		cfg.ClientID, cfg.ClientSecret = id, secret
+		return nil
+	case id != "" || secret != "":
+		return errors.New("client credentials need both EASEMOB_CLIENT_ID and EASEMOB_CLIENT_SECRET")
+	}
+	return errors.New("no credentials: set EASEMOB_TOKEN, or EASEMOB_CLIENT_ID and EASEMOB_CLIENT_SECRET, or give --token-file (or use --fake)")
+}
+
+// redact blots the secrets of the environment out of a message, should one
+// have slipped into an error.
+func redact(msg string) string {
+	for _, name := range []string{"EASEMOB_TOKEN", "EASEMOB_CLIENT_SECRET"} {
+		if v := strings.TrimSpace(os.Getenv(name)); len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+		}
+	}
+	return msg
 }
 
 func isTerminal(w io.Writer) bool {
@@ -428,6 +459,33 @@ func reportCommand() *cli.Command {
 				return f.Close()
 			}
 			return report.WriteDeliveries(out, store, opts)
+		},
+	}
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "check the connection: fetch the app token and print the base URL and the quotas in force; sends no message",
+		Flags: append(connectionFlags(),
+			&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F`"},
+			&cli.StringSliceFlag{Name: "limit", Usage: "override one quota, `KIND.calls=N` or KIND.messages=N"},
+		),
+		Action: func(c *cli.Context) error {
+			quotas, err := planner.NewQuotas(c.Float64("quota-scale"), c.StringSlice("limit"))
+			if err != nil {
+				return err
+			}
+			client, closeClient, err := newSender(c)
+			if err != nil {
+				return err
+			}
+			defer closeClient()
+			fetched, info, err := client.CheckToken(c.Context)
+			if err != nil {
+				return err
+			}
+			return report.WriteCheck(c.App.Writer, report.Check{BaseURL: client.BaseURL(), Fetched: fetched, Token: info, Quotas: quotas})
 		},
 	}
 }

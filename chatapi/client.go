@@ -37,12 +37,15 @@ func (t StaticToken) Token(context.Context) (string, error) { return string(t), 
 
 // Config says where the API is and how to reach it.
 type Config struct {
-	Host       string        // scheme://host[:port], e.g. https://a1.easemob.com
-	Org, App   string        // the /{org}/{app} flavour
-	AppID      string        // the /app-id/{app_id} flavour, used when set
-	Tokens     TokenSource   // the app token
-	HTTPClient *http.Client  // nil: a client with sane connection limits
-	Timeout    time.Duration // per call; 0: 30 s
+	Host     string      // scheme://host[:port], e.g. https://a1.easemob.com
+	Org, App string      // the /{org}/{app} flavour
+	AppID    string      // the /app-id/{app_id} flavour, used when set
+	Tokens   TokenSource // the app token; nil with ClientID set: fetched with client credentials
+	// ClientID and ClientSecret fetch the app token from {base}/token,
+	// when Tokens is nil.
+	ClientID, ClientSecret string
+	HTTPClient             *http.Client  // nil: a client with sane connection limits
+	Timeout                time.Duration // per call; 0: 30 s
 }
 
 // Client sends batches to the message-send API. It is safe for concurrent
@@ -52,6 +55,7 @@ type Client struct {
 	tokens  TokenSource
 	http    *http.Client
 	timeout time.Duration
+	secrets []string // never to appear in an error: the client secret
 }
 
 // New checks cfg and returns a client. A plain http:// host is refused unless
@@ -81,8 +85,8 @@ func New(cfg Config) (*Client, error) {
 	default:
 		return nil, errors.New("either an app ID or both org and app names are needed")
 	}
-	if cfg.Tokens == nil {
-		return nil, errors.New("no app token source")
+	if cfg.Tokens == nil && (cfg.ClientID == "" || cfg.ClientSecret == "") {
+		return nil, errors.New("no app token: give a token, or a client ID and secret")
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -99,7 +103,12 @@ func New(cfg Config) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{base: base, tokens: cfg.Tokens, http: hc, timeout: timeout}, nil
+	c := &Client{base: base, tokens: cfg.Tokens, http: hc, timeout: timeout}
+	if cfg.Tokens == nil {
+		c.tokens = &clientCredentials{client: c, id: cfg.ClientID, secret: cfg.ClientSecret}
+		c.secrets = append(c.secrets, cfg.ClientSecret)
+	}
+	return c, nil
 }
 
 func isLoopback(host string) bool {
@@ -151,24 +160,36 @@ type answer struct {
 // Send makes one call for b and reads its answer. A failure is an *Error
 // whose Outcome says whether the batch may be sent again.
 func (c *Client) Send(ctx context.Context, b Batch) (Result, error) {
+	var res Result
+	err := c.withToken(ctx, func(token string) (err error) {
+		res, err = c.send(ctx, b, token)
+		return err
+	})
+	return res, err
+}
+
+// withToken runs call with the app token. After a 401 it has the token
+// source replace the token, if it can, and runs call once more. Errors come
+// back scrubbed of the token and the client secret.
+func (c *Client) withToken(ctx context.Context, call func(token string) error) error {
 	token, err := c.tokens.Token(ctx)
 	if err != nil {
-		return Result{}, &Error{Outcome: NotDelivered, Err: fmt.Errorf("app token: %w", err)}
+		return c.redact(tokenError(err), token)
 	}
-	res, err := c.send(ctx, b, token)
+	err = call(token)
 	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
-		if r, ok := c.tokens.(Refresher); ok {
-			if rerr := r.Refresh(ctx, token); rerr != nil {
-				return Result{}, &Error{Outcome: NotDelivered, Status: e.Status, Err: fmt.Errorf("refresh app token: %w", rerr)}
-			}
-			if token, err = r.Token(ctx); err != nil {
-				return Result{}, &Error{Outcome: NotDelivered, Err: fmt.Errorf("app token: %w", err)}
-			}
-			return c.send(ctx, b, token)
+	if r, ok := c.tokens.(Refresher); ok && errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+		stale := token
+		if err := r.Refresh(ctx, stale); err != nil {
+			return c.redact(tokenError(err), stale)
 		}
+		if token, err = r.Token(ctx); err != nil {
+			return c.redact(tokenError(err), stale)
+		}
+		err = call(token)
+		return c.redact(err, stale, token)
 	}
-	return res, err
+	return c.redact(err, token)
 }
 
 func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error) {

@@ -40,6 +40,7 @@ func (o Outcome) String() string {
 // came), the server's error and error_description, and the pause the server
 // asked for in Retry-After.
 type Error struct {
+	Op          string // the call, when not the message call: "app token", "upload"
 	Outcome     Outcome
 	Status      int
 	Code        string // the answer's "error", e.g. message_send_error
@@ -50,6 +51,11 @@ type Error struct {
 
 // Error describes the failure without the request's URL or headers.
 func (e *Error) Error() string {
+	if e.Op != "" {
+		op := *e
+		op.Op = ""
+		return e.Op + ": " + op.Error()
+	}
 	switch {
 	case e.Status == 0 && e.Err != nil:
 		return fmt.Sprintf("%s: %v", e.Outcome, e.Err)

@@ -31,6 +31,10 @@ const (
 	descBadToken     = "Unable to authenticate due to expired access token"
 	descUnavailable  = "The service is temporarily unavailable: too many requests, pause and retry"
 	descInternal     = "Internal server error"
+	descBadSecret    = "client_secret does not match"
+	descTooBig       = "file exceeding maximum limit"
+	descNoFile       = "file must be provided"
+	descShareSecret  = "Unable to access the file due to a missing or wrong share-secret"
 	codeTooLarge     = 14007
 	exceptionSend    = "MessageSendException"
 	exceptionInvalid = "InvalidRequestBodyException"
@@ -48,6 +52,21 @@ func errTooLarge() *apiError {
 	e := errSend(descTooLarge)
 	e.body.ErrorCode = codeTooLarge
 	return e
+}
+
+// errIllegalArgument is a token or upload request that lacks a field or
+// has a wrong one. The docs give no exception for it, nor for
+// errInvalidGrant and errFileTooLarge.
+func errIllegalArgument(desc string) *apiError {
+	return &apiError{http.StatusBadRequest, errorBody{Error: "illegal_argument", Description: desc}}
+}
+
+func errInvalidGrant() *apiError {
+	return &apiError{http.StatusBadRequest, errorBody{Error: "invalid_grant", Description: descBadSecret}}
+}
+
+func errFileTooLarge() *apiError {
+	return &apiError{http.StatusRequestEntityTooLarge, errorBody{Error: "file_too_large", Description: descTooBig}}
 }
 
 func errUnauthorized(desc string) *apiError {

@@ -13,8 +13,13 @@
 // /_emulator/stats answers Stats as JSON, and GET or POST /_emulator/faults
 // reads or replaces the Faults; neither needs a token.
 //
-// It does not issue tokens (POST /token) or take file uploads (/chatfiles),
-// and does not model user or group existence (except the legacy 404 for
-// Config.UnknownIDs), push, roaming or message history. It shares no code
-// with the API client it is meant to check.
+// It also issues app tokens (POST /token, client credentials, with expiry
+// by the server clock) and stores file uploads (POST /chatfiles, read back
+// with GET /chatfiles/{uuid}), each with its call quota; IssuedTokens and
+// Uploads list them for tests. Faults apply to message calls only.
+//
+// It does not check that a message body's url points to an upload, and does
+// not model user or group existence (except the legacy 404 for
+// Config.UnknownIDs), thumbnails, push, roaming or message history. It
+// shares no code with the API client it is meant to check.
 package emulator

@@ -69,6 +69,12 @@ func start(t *testing.T, cfg Config) *harness {
 	if cfg.Token == "" {
 		cfg.Token = testToken
 	}
+	return listen(t, cfg)
+}
+
+// listen is start with cfg as it is.
+func listen(t *testing.T, cfg Config) *harness {
+	t.Helper()
 	run, err := Listen("127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatalf("Listen: %v", err)

@@ -40,8 +40,7 @@ const (
 // newEndpoints builds the endpoints with their quotas scaled by scale.
 func newEndpoints(scale float64) []*endpoint {
 	q := func(unit string, def int, span time.Duration, status int) *quota {
-		limit := max(1, int(math.Round(float64(def)*scale)))
-		return &quota{Quota: Quota{Unit: unit, Limit: limit, Span: span, Status: status}, w: newWindow(limit, span)}
+		return newQuota(unit, def, span, status, scale)
 	}
 	const (
 		s        = time.Second
@@ -63,6 +62,13 @@ func newEndpoints(scale float64) []*endpoint {
 		{kind: KindLegacy, path: "/messages", legacy: true,
 			quotas: []*quota{q(unitCalls, 30, s, throttle)}},
 	}
+}
+
+// newQuota returns a quota of def units per span, scaled by scale (rounded,
+// at least 1), answered by status when full.
+func newQuota(unit string, def int, span time.Duration, status int, scale float64) *quota {
+	limit := max(1, int(math.Round(float64(def)*scale)))
+	return &quota{Quota: Quota{Unit: unit, Limit: limit, Span: span, Status: status}, w: newWindow(limit, span)}
 }
 
 // admit returns the first quota that a call of n messages does not fit in

@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"io"
 	"maps"
@@ -40,24 +39,44 @@ const (
 	roomDropLimit = 20
 )
 
-// Config configures a Server.
+// Config configures a Server. Its zero value serves with the default
+// quotas, accepts any non-empty bearer token and issues tokens for any
+// non-empty client credentials.
 type Config struct {
 	QuotaScale float64          // multiplies every default quota (calls and messages); 0 means 1. Per-call caps never scale.
-	Token      string           // the bearer token accepted; empty: any non-empty bearer token is accepted
+	Token      string           // a static bearer token accepted (see below)
 	Faults     Faults           // initial fault injection
-	Now        func() time.Time // clock of the quota windows and timestamps, for tests; nil means time.Now
+	Now        func() time.Time // clock of the quota windows, timestamps and token expiry, for tests; nil means time.Now
 	Seed       int64            // seed of the fault source (math/rand/v2 PCG), so that fault runs are reproducible
 	UnknownIDs []string         // legacy API only: a target in this list answers 404 (user or group does not exist)
+
+	// ClientID and ClientSecret are the client credentials that POST /token
+	// accepts; an empty ClientID accepts any non-empty client_id and
+	// client_secret.
+	//
+	// Bearer tokens: with neither Token nor ClientID set, any non-empty
+	// token is accepted (an expired issued token excepted); otherwise only
+	// Token and the unexpired tokens issued by POST /token. An issued token
+	// expires by the clock Now, and is refused after that in every case.
+	ClientID     string
+	ClientSecret string
+	// TokenTTL is the longest lifetime of an issued token, rounded up to a
+	// whole second; 0 means 24 h. A request's ttl > 0 shortens it, never
+	// lengthens it.
+	TokenTTL time.Duration
 }
 
 // Server emulates the message-send API. It implements http.Handler and is
 // safe for concurrent use.
 type Server struct {
-	token   string
-	now     func() time.Time
-	unknown map[string]bool
-	byPath  map[string]*endpoint
-	limits  map[string]KindLimits
+	token        string
+	clientID     string
+	clientSecret string
+	tokenTTL     time.Duration // whole seconds, at least one
+	now          func() time.Time
+	unknown      map[string]bool
+	byPath       map[string]*endpoint
+	limits       map[string]KindLimits
 
 	mu       sync.Mutex // guards everything below, and the endpoints' windows
 	faults   Faults
@@ -69,6 +88,14 @@ type Server struct {
 	rooms    map[string]*window
 	stats    Stats // Kinds and Limits are filled in by Stats
 	kinds    map[string]*KindStats
+
+	tokenQuota  *quota
+	tokens      map[string]time.Time // issued token to its expiry
+	issued      []string             // issued tokens, in order
+	uploadQuota *quota
+	uploads     []Upload
+	byUUID      map[string]int                    // upload UUID to its index in uploads
+	files       map[[sha256.Size]byte]*storedFile // content by digest
 }
 
 // deliveryKey names a recipient: scope is the group or room of directed
@@ -94,24 +121,41 @@ func New(cfg Config) *Server {
 		scale = 1
 	}
 	s := &Server{
-		token:    cfg.Token,
-		now:      cfg.Now,
-		unknown:  map[string]bool{},
-		byPath:   map[string]*endpoint{},
-		limits:   map[string]KindLimits{},
-		faults:   cfg.Faults,
-		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
-		lastID:   firstMessageID - 1,
-		messages: map[[sha256.Size]byte]uint32{},
-		receipts: map[deliveryKey]receipt{},
-		more:     map[deliveryKey][]uint32{},
-		rooms:    map[string]*window{},
-		kinds:    map[string]*KindStats{},
-		stats:    Stats{Responses: map[int]int{}, Faults: map[string]int{}},
+		token:        cfg.Token,
+		clientID:     cfg.ClientID,
+		clientSecret: cfg.ClientSecret,
+		tokenTTL:     defaultTokenTTL,
+		now:          cfg.Now,
+		unknown:      map[string]bool{},
+		byPath:       map[string]*endpoint{},
+		limits:       map[string]KindLimits{},
+		faults:       cfg.Faults,
+		rng:          rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+		lastID:       firstMessageID - 1,
+		messages:     map[[sha256.Size]byte]uint32{},
+		receipts:     map[deliveryKey]receipt{},
+		more:         map[deliveryKey][]uint32{},
+		rooms:        map[string]*window{},
+		kinds:        map[string]*KindStats{},
+		stats:        Stats{Responses: map[int]int{}, Faults: map[string]int{}},
+
+		tokenQuota:  newQuota(unitCalls, tokenCallsPerSecond, time.Second, http.StatusTooManyRequests, scale),
+		tokens:      map[string]time.Time{},
+		uploadQuota: newQuota(unitCalls, uploadCallsPerSecond, time.Second, http.StatusTooManyRequests, scale),
+		byUUID:      map[string]int{},
+		files:       map[[sha256.Size]byte]*storedFile{},
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if ttl := min(cfg.TokenTTL, maxTokenTTL); ttl > 0 {
+		s.tokenTTL = ttl.Truncate(time.Second)
+		if s.tokenTTL < ttl {
+			s.tokenTTL += time.Second
+		}
+	}
+	s.limits[KindToken] = KindLimits{Quotas: []Quota{s.tokenQuota.Quota}}
+	s.limits[KindUpload] = KindLimits{Quotas: []Quota{s.uploadQuota.Quota}}
 	for _, id := range cfg.UnknownIDs {
 		s.unknown[id] = true
 	}
@@ -185,8 +229,9 @@ type base struct {
 	org, app string // org is "" in the /app-id/ flavour
 }
 
-// ServeHTTP answers a call to the message-send API, or to the control
-// endpoints GET /_emulator/stats and GET or POST /_emulator/faults.
+// ServeHTTP answers a call to the message-send, token or upload API, or to
+// the control endpoints GET /_emulator/stats and GET or POST
+// /_emulator/faults.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_emulator/") {
 		s.serveControl(w, r)
@@ -195,31 +240,66 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.Requests++
 	s.mu.Unlock()
-	ep, b, ok := s.route(r.URL.Path)
+	b, rest, ok := splitBase(r.URL.Path)
 	if !ok {
 		s.fail(w, nil, errNotFound("Service resource not found"))
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.fail(w, nil, errMethod(r.Method))
+	if id, ok := strings.CutPrefix(rest, "/chatfiles/"); ok && id != "" && !strings.Contains(id, "/") {
+		if s.allow(w, r, http.MethodGet, http.MethodHead) {
+			s.serveDownload(w, r, id)
+		}
 		return
 	}
-	s.serveCall(w, r, ep, b)
+	var serve func()
+	switch rest {
+	case "/token":
+		serve = func() { s.serveToken(w, r) }
+	case "/chatfiles":
+		serve = func() { s.serveUpload(w, r, b) }
+	default:
+		ep, ok := s.byPath[rest]
+		if !ok {
+			s.fail(w, nil, errNotFound("Service resource not found"))
+			return
+		}
+		serve = func() { s.serveCall(w, r, ep, b) }
+	}
+	if s.allow(w, r, http.MethodPost) {
+		serve()
+	}
 }
 
-// route finds the endpoint of path, under either base flavour.
-func (s *Server) route(path string) (*endpoint, base, bool) {
+// allow reports whether r uses one of methods, and answers 405 if not.
+func (s *Server) allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if slices.Contains(methods, r.Method) {
+		return true
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	s.fail(w, nil, errMethod(r.Method))
+	return false
+}
+
+// splitBase splits path into its base, under either flavour, and the rest
+// ("/messages/users").
+func splitBase(path string) (base, string, bool) {
 	parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 3)
 	if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
-		return nil, base{}, false
+		return base{}, "", false
 	}
 	b := base{prefix: "/" + parts[0] + "/" + parts[1], app: parts[1]}
 	if parts[0] != "app-id" {
 		b.org = parts[0]
 	}
-	ep, ok := s.byPath["/"+parts[2]]
-	return ep, b, ok
+	return b, "/" + parts[2], true
+}
+
+// origin is the scheme and host of r, as the answers' uri start.
+func origin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 // serveCall handles one message call: latency, auth, validation, quota,
@@ -273,11 +353,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, ep *endpoint,
 		}
 	}
 
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	o := s.decide(ep, req, b, scheme+"://"+r.Host)
+	o := s.decide(ep, req, b, origin(r))
 	if o.reset {
 		resetConn(w)
 		return
@@ -422,19 +498,6 @@ func (s *Server) roomReceive(ks *KindStats, room string, now time.Time) {
 	}
 	s.stats.RoomDrops++
 	ks.RoomDrops++
-}
-
-// authorize checks the bearer token.
-func (s *Server) authorize(r *http.Request) *apiError {
-	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	tok = strings.TrimSpace(tok)
-	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return errUnauthorized(descNoToken)
-	}
-	if s.token != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.token)) != 1 {
-		return errUnauthorized(descBadToken)
-	}
-	return nil
 }
 
 // failed counts and builds the answer of a failed call; s.mu is held.

@@ -14,10 +14,15 @@ type Stats struct {
 	Delivered  int                   `json:"delivered"`  // deliveries recorded, one per recipient
 	Duplicates int                   `json:"duplicates"` // deliveries of a message to a recipient that already had it
 	RoomDrops  int                   `json:"room_drops"` // room messages beyond 20 per room per second (answered 200)
-	Responses  map[int]int           `json:"responses"`  // answers by HTTP status; a reset connection sends none
+	Responses  map[int]int           `json:"responses"`  // answers by HTTP status, of every endpoint; a reset connection sends none
 	Faults     map[string]int        `json:"faults"`     // injected faults by name (latency included)
-	Kinds      map[string]KindStats  `json:"kinds"`      // per endpoint kind
-	Limits     map[string]KindLimits `json:"limits"`     // the effective caps and quotas per kind
+	Kinds      map[string]KindStats  `json:"kinds"`      // per message endpoint kind
+	Limits     map[string]KindLimits `json:"limits"`     // the effective caps and quotas per kind, KindToken and KindUpload included
+
+	TokenRequests    int `json:"token_requests"`    // POSTs to /token, whatever the answer
+	TokensIssued     int `json:"tokens_issued"`     // tokens issued (answered 200)
+	Uploads          int `json:"uploads"`           // files stored by POST /chatfiles (answered 200)
+	DuplicateUploads int `json:"duplicate_uploads"` // uploads of content that an earlier upload stored already
 }
 
 // KindStats counts the calls of one endpoint kind.

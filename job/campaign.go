@@ -89,6 +89,13 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 	if cfg.Progress == nil {
 		cfg.Progress = NewProgress(chatapi.Kinds)
 	}
+	if cfg.Prepare == nil {
+		up, ok1 := sender.(Uploader)
+		ul, ok2 := ledger.(UploadLedger)
+		if ok1 && ok2 {
+			cfg.Prepare = Uploads(up, ul)
+		}
+	}
 	if cfg.Started != nil {
 		cfg.Started(plan)
 	}
@@ -109,5 +116,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 // The ledger and the API client are what a run needs.
 var (
 	_ CampaignLedger = (*checkpoint.Campaign)(nil)
+	_ UploadLedger   = (*checkpoint.Campaign)(nil)
 	_ Sender         = (*chatapi.Client)(nil)
+	_ Uploader       = (*chatapi.Client)(nil)
 )

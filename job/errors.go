@@ -3,8 +3,9 @@ package job
 import "errors"
 
 // ErrUnauthorized stops a run when the server refuses the app token even
-// after a refresh: no call can succeed until the credentials are fixed.
-var ErrUnauthorized = errors.New("the server refused the app token (401)")
+// after a refresh, or the client credentials: no call can succeed until
+// the credentials are fixed.
+var ErrUnauthorized = errors.New("the server refused the credentials")
 
 // ErrNoUploader is returned for a message with a file to upload when the
 // run has no way to upload it.

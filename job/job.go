@@ -351,13 +351,14 @@ func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) e
 	}
 	// Not delivered: send again later, or give up.
 	rec.State = checkpoint.Pending
+	if errors.Is(err, chatapi.ErrCredentials) || (apiErr != nil && apiErr.Status == http.StatusUnauthorized) {
+		if ferr := r.finish(rec); ferr != nil {
+			return ferr
+		}
+		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
 	if apiErr != nil {
 		switch apiErr.Status {
-		case http.StatusUnauthorized:
-			if err := r.finish(rec); err != nil {
-				return err
-			}
-			return ErrUnauthorized
 		case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
 			pc.Refused.Add(1)
 			e.pacer.refused(time.Now())
@@ -440,7 +441,7 @@ func (r *runner) prepare(ctx context.Context, m *planner.Message) (chatapi.Messa
 	r.prepMu.Unlock()
 	p.once.Do(func() {
 		msg := m.Message
-		if m.File != "" {
+		if m.File.Path != "" || m.Thumb.Path != "" {
 			if r.cfg.Prepare == nil {
 				p.err = ErrNoUploader
 				return

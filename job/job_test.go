@@ -65,13 +65,19 @@ func newFixture(t *testing.T, rows string, cfg emulator.Config, token string) *f
 
 func (f *fixture) run(t *testing.T, cfg job.CampaignConfig, sender job.Sender) (*job.Result, error) {
 	t.Helper()
+	return f.runAs(t, "c", cfg, sender)
+}
+
+// runAs runs the campaign under the ledger name given.
+func (f *fixture) runAs(t *testing.T, name string, cfg job.CampaignConfig, sender job.Sender) (*job.Result, error) {
+	t.Helper()
 	cfg.Quotas = f.quotas
 	if sender == nil {
 		sender = f.client
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return job.RunCampaign(ctx, f.camp, f.store.Campaign("c"), sender, cfg)
+	return job.RunCampaign(ctx, f.camp, f.store.Campaign(name), sender, cfg)
 }
 
 func TestRunStopsOnARefusedToken(t *testing.T) {

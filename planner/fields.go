@@ -22,6 +22,7 @@ func some(s string) opt { return opt{V: s, OK: true} }
 // same rules.
 type fields struct {
 	Kind, Scope, Type, File     opt
+	Thumb, RestrictAccess       opt // thumbnail file of a video; restrict_access: JSON true or false
 	Msg, From                   opt
 	RouteType, ChatroomMsgLevel opt
 	Body, Ext, RoamIgnoreUsers  opt // JSON text
@@ -43,6 +44,8 @@ func (f fields) over(d *fields) fields {
 	pick(&f.Scope, d.Scope)
 	pick(&f.Type, d.Type)
 	pick(&f.File, d.File)
+	pick(&f.Thumb, d.Thumb)
+	pick(&f.RestrictAccess, d.RestrictAccess)
 	pick(&f.Msg, d.Msg)
 	pick(&f.From, d.From)
 	pick(&f.RouteType, d.RouteType)
@@ -58,7 +61,7 @@ func (f fields) over(d *fields) fields {
 // appendKey appends a text that is equal for two rows exactly when their
 // fields are: rows with the same key share one validated message.
 func (f *fields) appendKey(b []byte) []byte {
-	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Msg, f.From, f.RouteType,
+	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Thumb, f.RestrictAccess, f.Msg, f.From, f.RouteType,
 		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck} {
 		if o.OK {
 			b = append(b, 1)
@@ -79,6 +82,8 @@ type jsonRow struct {
 	Msg              json.RawMessage `json:"msg"`
 	Body             json.RawMessage `json:"body"`
 	File             json.RawMessage `json:"file"`
+	Thumb            json.RawMessage `json:"thumb"`
+	RestrictAccess   json.RawMessage `json:"restrict_access"`
 	From             json.RawMessage `json:"from"`
 	Ext              json.RawMessage `json:"ext"`
 	SyncDevice       json.RawMessage `json:"sync_device"`
@@ -119,6 +124,8 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 	f.Scope = str("scope", r.Scope)
 	f.Type = str("type", r.Type)
 	f.File = str("file", r.File)
+	f.Thumb = str("thumb", r.Thumb)
+	f.RestrictAccess = text(r.RestrictAccess)
 	f.Msg = str("msg", r.Msg)
 	f.From = str("from", r.From)
 	f.RouteType = str("routetype", r.RouteType)

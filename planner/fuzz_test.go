@@ -51,7 +51,7 @@ func checkRead(t *testing.T, read func(io.Reader, rowFunc, badFunc) error, data 
 		}
 		last = line
 		g := *f
-		g.File = opt{} // never read a file the fuzzer names
+		g.File, g.Thumb = opt{}, opt{} // never read a file the fuzzer names
 		m, probs := compile(g, "", 0)
 		if m == nil {
 			if len(probs) == 0 {

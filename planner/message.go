@@ -20,6 +20,9 @@ import (
 // together (API.md: 5 KB; the to list does not count).
 const MaxBodyExt = 5120
 
+// MaxUpload is the largest file the service takes by default (10 MB).
+const MaxUpload = 10 << 20
+
 // UploadReserve is the room kept in the 5 KB limit for the url and secret an
 // upload fills into the body of a message sent with a file.
 const UploadReserve = 256
@@ -30,9 +33,18 @@ type Message struct {
 	Kind    chatapi.Kind
 	Scope   string
 	Message chatapi.Message
-	File    string   // local file to upload into the body
-	FileSum [32]byte // SHA-256 of the file's content
-	Digest  [32]byte // identifies the message in the ledger
+	File    Attachment // uploaded into the body's url and secret
+	Thumb   Attachment // a video's thumbnail, uploaded into thumb and thumb_secret
+	// Restrict uploads the attachments with restrict-access, so that only
+	// holders of the share-secret can fetch them.
+	Restrict bool
+	Digest   [32]byte // identifies the message in the ledger
+}
+
+// Attachment is a local file a message carries.
+type Attachment struct {
+	Path string   // absolute; "" for none
+	Sum  [32]byte // SHA-256 of the content: the same picture under another name is the same message
 }
 
 var (
@@ -98,19 +110,20 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 		if !slices.Contains(mediaTypes, typ) {
 			bad("file is for img, audio, video and file messages, not %s", typ)
 		}
-		path := f.File.V
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, path)
+		m.File = attach("file", f.File.V, dir, bad)
+	}
+	if f.Thumb.OK && f.Thumb.V != "" {
+		if typ != "video" {
+			bad("thumb is the thumbnail of a video message, not %s", article(typ))
 		}
-		if sum, err := fileSum(path); err != nil {
-			bad("file %s: %v", f.File.V, err)
-		} else {
-			// absolute, so that a report fed back from another folder
-			// still finds it
-			if abs, err := filepath.Abs(path); err == nil {
-				path = abs
-			}
-			m.File, m.FileSum = path, sum
+		m.Thumb = attach("thumb", f.Thumb.V, dir, bad)
+	}
+	if f.RestrictAccess.OK {
+		if b := boolean("restrict_access", f.RestrictAccess, bad); b != nil {
+			m.Restrict = *b
+		}
+		if m.File.Path == "" && m.Thumb.Path == "" && len(probs) == 0 {
+			bad("restrict_access is for messages with a file or thumb to upload")
 		}
 	}
 	if body != nil {
@@ -138,7 +151,10 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 	if body != nil {
 		m.Message.Body = canonical(body)
 		size := len(m.Message.Body) + len(ext) + extReserve
-		if m.File != "" {
+		if m.File.Path != "" {
+			size += UploadReserve
+		}
+		if m.Thumb.Path != "" {
 			size += UploadReserve
 		}
 		if size > MaxBodyExt {
@@ -222,21 +238,11 @@ func compileOptions(f fields, kind chatapi.Kind, m *chatapi.Message, bad func(st
 		bad("%s is only for %s, not %s", name, andList(names), kind)
 		return false
 	}
-	boolean := func(name string, o opt) *bool {
-		switch strings.TrimSpace(o.V) {
-		case "true":
-			return new(true)
-		case "false":
-			return new(false)
-		}
-		bad("%s: want true or false, got %s", name, clip([]byte(o.V)))
-		return nil
-	}
 	if f.SyncDevice.OK && only("sync_device", chatapi.Users) {
-		m.SyncDevice = boolean("sync_device", f.SyncDevice)
+		m.SyncDevice = boolean("sync_device", f.SyncDevice, bad)
 	}
 	if f.NeedGroupAck.OK && only("need_group_ack", chatapi.Groups) {
-		m.NeedGroupAck = boolean("need_group_ack", f.NeedGroupAck)
+		m.NeedGroupAck = boolean("need_group_ack", f.NeedGroupAck, bad)
 	}
 	if f.RouteType.OK && only("routetype", chatapi.Users, chatapi.Groups) {
 		if f.RouteType.V != "ROUTE_ONLINE" {
@@ -259,6 +265,18 @@ func compileOptions(f fields, kind chatapi.Kind, m *chatapi.Message, bad func(st
 		}
 		m.RoamIgnoreUsers = users
 	}
+}
+
+// boolean reads a JSON true or false.
+func boolean(name string, o opt, bad func(string, ...any)) *bool {
+	switch strings.TrimSpace(o.V) {
+	case "true":
+		return new(true)
+	case "false":
+		return new(false)
+	}
+	bad("%s: want true or false, got %s", name, clip([]byte(o.V)))
+	return nil
 }
 
 // decodeObject decodes a JSON object, keeping numbers as written.
@@ -307,18 +325,40 @@ func canonical(v any) json.RawMessage {
 // recipients.
 func digest(m *Message) [32]byte {
 	return sha256.Sum256(canonical(struct {
-		Kind    chatapi.Kind    `json:"kind"`
-		Scope   string          `json:"scope"`
-		Message chatapi.Message `json:"message"`
-		FileSum []byte          `json:"file_sha256,omitempty"`
-	}{m.Kind, m.Scope, m.Message, fileSumBytes(m)}))
+		Kind     chatapi.Kind    `json:"kind"`
+		Scope    string          `json:"scope"`
+		Message  chatapi.Message `json:"message"`
+		File     []byte          `json:"file_sha256,omitempty"`
+		Thumb    []byte          `json:"thumb_sha256,omitempty"`
+		Restrict bool            `json:"restrict_access,omitempty"`
+	}{m.Kind, m.Scope, m.Message, m.File.sum(), m.Thumb.sum(), m.Restrict}))
 }
 
-func fileSumBytes(m *Message) []byte {
-	if m.File == "" {
+func (a Attachment) sum() []byte {
+	if a.Path == "" {
 		return nil
 	}
-	return m.FileSum[:]
+	return a.Sum[:]
+}
+
+// attach checks a file a row names (relative paths are read from the
+// campaign file's folder) and hashes it.
+func attach(key, name, dir string, bad func(string, ...any)) Attachment {
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	sum, err := fileSum(path)
+	if err != nil {
+		bad("%s %s: %v", key, name, err)
+		return Attachment{}
+	}
+	// absolute, so that a report fed back from another folder still
+	// finds it
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return Attachment{Path: path, Sum: sum}
 }
 
 // fileSum hashes a file's content: the same picture under another name or
@@ -335,6 +375,9 @@ func fileSum(path string) ([32]byte, error) {
 	}
 	if !st.Mode().IsRegular() {
 		return [32]byte{}, errors.New("not a regular file")
+	}
+	if st.Size() > MaxUpload {
+		return [32]byte{}, fmt.Errorf("%d bytes, over the %d the service takes", st.Size(), MaxUpload)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -380,7 +423,9 @@ func (m *Message) RowJSON() []byte {
 	put("roam_ignore_users", m.Message.RoamIgnoreUsers, m.Message.RoamIgnoreUsers != nil)
 	put("need_group_ack", m.Message.NeedGroupAck, m.Message.NeedGroupAck != nil)
 	put("chatroom_msg_level", m.Message.ChatroomMsgLevel, m.Message.ChatroomMsgLevel != "")
-	put("file", m.File, m.File != "")
+	put("file", m.File.Path, m.File.Path != "")
+	put("thumb", m.Thumb.Path, m.Thumb.Path != "")
+	put("restrict_access", m.Restrict, m.Restrict)
 	return canonical(row)
 }
 

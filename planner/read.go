@@ -28,6 +28,8 @@ type csvRow struct {
 	Msg              string `csv:"msg"`
 	Body             string `csv:"body"`
 	File             string `csv:"file"`
+	Thumb            string `csv:"thumb"`
+	RestrictAccess   string `csv:"restrict_access"`
 	From             string `csv:"from"`
 	Ext              string `csv:"ext"`
 	SyncDevice       string `csv:"sync_device"`
@@ -54,6 +56,7 @@ func cell(s string) opt {
 func (r *csvRow) fields() fields {
 	return fields{
 		Kind: cell(r.Kind), Scope: cell(r.Scope), Type: cell(r.Type), File: cell(r.File),
+		Thumb: cell(r.Thumb), RestrictAccess: cell(r.RestrictAccess),
 		Msg: cell(r.Msg), From: cell(r.From), RouteType: cell(r.RouteType),
 		ChatroomMsgLevel: cell(r.ChatroomMsgLevel), Body: cell(r.Body), Ext: cell(r.Ext),
 		RoamIgnoreUsers: cell(r.RoamIgnoreUsers), SyncDevice: cell(r.SyncDevice), NeedGroupAck: cell(r.NeedGroupAck),
@@ -221,7 +224,7 @@ func (r *csvRow) columns(headers []string) []*string {
 }
 
 func validUTF8(r *csvRow) bool {
-	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.From, r.Ext,
+	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.Thumb, r.From, r.Ext,
 		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck} {
 		if !utf8.ValidString(s) {
 			return false

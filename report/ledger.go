@@ -83,7 +83,7 @@ const (
 var (
 	deliveryColumns = []string{"campaign", "kind", "scope", "recipient", "state", "message_id", "error", "time"}
 	messageColumns  = []string{"type", "body", "from", "ext", "sync_device", "routetype", "roam_ignore_users",
-		"need_group_ack", "chatroom_msg_level", "file"}
+		"need_group_ack", "chatroom_msg_level", "file", "thumb", "restrict_access"}
 )
 
 // DeliveriesOptions choose what a deliveries report holds.

@@ -1,0 +1,185 @@
+package chatapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrCredentials marks a failure to get an app token that trying again will
+// not mend: the server refused the client ID or secret.
+var ErrCredentials = errors.New("the server refused the client credentials")
+
+// clientCredentials fetches the app token from {base}/token with the client
+// ID and secret, keeps it, and fetches a new one at half its life (as the
+// official SDKs do) or when the server refuses it. Callers wait while one
+// of them fetches: one refresh at a time, and never a burst of them, which
+// the docs warn can get an account banned.
+type clientCredentials struct {
+	client     *Client
+	id, secret string
+
+	mu      sync.Mutex
+	token   string
+	renewAt time.Time // zero: the token does not expire
+}
+
+// Token returns the kept token, fetching a new one when it is due.
+func (cc *clientCredentials) Token(ctx context.Context) (string, error) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.token != "" && (cc.renewAt.IsZero() || time.Now().Before(cc.renewAt)) {
+		return cc.token, nil
+	}
+	return cc.fetch(ctx)
+}
+
+// Refresh replaces stale, unless another caller already did.
+func (cc *clientCredentials) Refresh(ctx context.Context, stale string) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.token != stale && cc.token != "" {
+		return nil
+	}
+	_, err := cc.fetch(ctx)
+	return err
+}
+
+// TokenInfo is what the token endpoint said of a fetched token.
+type TokenInfo struct {
+	ExpiresIn   time.Duration // 0: no expiry
+	Application string
+}
+
+// fetch gets a new token; cc.mu is held.
+func (cc *clientCredentials) fetch(ctx context.Context) (string, error) {
+	tok, info, err := cc.client.fetchToken(ctx, cc.id, cc.secret)
+	if err != nil {
+		cc.token = ""
+		return "", err
+	}
+	cc.token = tok
+	cc.renewAt = time.Time{}
+	if info.ExpiresIn > 0 {
+		cc.renewAt = time.Now().Add(info.ExpiresIn / 2)
+	}
+	return tok, nil
+}
+
+// fetchToken makes the token call.
+func (c *Client) fetchToken(ctx context.Context, id, secret string) (string, TokenInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	body, err := json.Marshal(map[string]string{"grant_type": "client_credentials", "client_id": id, "client_secret": secret})
+	if err != nil {
+		return "", TokenInfo{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/token", bytes.NewReader(body))
+	if err != nil {
+		return "", TokenInfo{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", TokenInfo{}, &Error{Outcome: NotDelivered, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var a struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Application string `json:"application"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	jerr := json.Unmarshal(raw, &a)
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
+		if jerr != nil {
+			e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
+		}
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return "", TokenInfo{}, e
+	}
+	if jerr != nil || a.AccessToken == "" {
+		return "", TokenInfo{}, &Error{Outcome: NotDelivered, Status: resp.StatusCode, Err: errors.New("the token answer holds no access_token")}
+	}
+	return a.AccessToken, TokenInfo{ExpiresIn: time.Duration(a.ExpiresIn) * time.Second, Application: a.Application}, nil
+}
+
+// CheckToken fetches an app token, to check the credentials without
+// sending a message. With a fixed token it only says so.
+func (c *Client) CheckToken(ctx context.Context) (fetched bool, info TokenInfo, err error) {
+	cc, ok := c.tokens.(*clientCredentials)
+	if !ok {
+		return false, TokenInfo{}, nil
+	}
+	_, info, err = c.fetchToken(ctx, cc.id, cc.secret)
+	return true, info, c.redact(tokenError(err))
+}
+
+// tokenError words a failure to get a token as a failed call: the call
+// was not made, so nothing was delivered; a refusal of the credentials
+// wraps ErrCredentials.
+func tokenError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		out := *e
+		out.Op, out.Outcome = "app token", NotDelivered
+		if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
+			out.Err = ErrCredentials
+		}
+		return &out
+	}
+	return &Error{Op: "app token", Outcome: NotDelivered, Err: err}
+}
+
+// redact returns err with every secret the client knows, the client secret
+// and the tokens given, blotted out of its text.
+func (c *Client) redact(err error, tokens ...string) error {
+	if err == nil {
+		return nil
+	}
+	secrets := append(slices.Clone(c.secrets), tokens...)
+	scrub := func(s string) string {
+		for _, x := range secrets {
+			if x != "" {
+				s = strings.ReplaceAll(s, x, "[redacted]")
+			}
+		}
+		return s
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		out := *e
+		out.Description = scrub(e.Description)
+		if e.Err != nil && scrub(e.Err.Error()) != e.Err.Error() {
+			out.Err = &redactedError{msg: scrub(e.Err.Error()), err: e.Err}
+		}
+		return &out
+	}
+	if s := err.Error(); scrub(s) != s {
+		return &redactedError{msg: scrub(s), err: err}
+	}
+	return err
+}
+
+// redactedError is an error whose text had a secret in it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }

@@ -1,0 +1,101 @@
+package chatapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Uploaded is a file the service holds: the url and share-secret a message
+// body carries to point at it.
+type Uploaded struct {
+	UUID   string
+	URL    string // {base}/chatfiles/{uuid}
+	Secret string // the share-secret
+}
+
+// Upload sends the file at path to {base}/chatfiles (multipart field
+// "file"), with "restrict-access: true" when restrict is set, so that only
+// holders of the share-secret can fetch it. Failures are *Errors, sorted as
+// for Send; sending a file again does no harm, so a runner may retry any.
+func (c *Client) Upload(ctx context.Context, path string, restrict bool) (Uploaded, error) {
+	var up Uploaded
+	err := c.withToken(ctx, func(token string) (err error) {
+		up, err = c.upload(ctx, path, restrict, token)
+		return err
+	})
+	return up, err
+}
+
+func (c *Client) upload(ctx context.Context, path string, restrict bool, token string) (Uploaded, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Uploaded{}, &Error{Op: "upload", Outcome: Permanent, Err: err}
+	}
+	defer f.Close()
+	// Stream the file: an upload may be 10 MB, and there may be several
+	// at once.
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		part, err := mw.CreateFormFile("file", filepath.Base(path))
+		if err == nil {
+			_, err = io.Copy(part, f)
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	// Uploads have no fixed size: give them a longer time than a call.
+	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/chatfiles", pr)
+	if err != nil {
+		pr.Close()
+		return Uploaded{}, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if restrict {
+		req.Header.Set("restrict-access", "true")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		pr.Close()
+		return Uploaded{}, &Error{Op: "upload", Outcome: Ambiguous, Err: stripURL(err)}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var a struct {
+		Entities []struct {
+			UUID        string `json:"uuid"`
+			ShareSecret string `json:"share-secret"`
+		} `json:"entities"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	jerr := json.Unmarshal(raw, &a)
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Op: "upload", Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
+		if jerr != nil {
+			e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
+		}
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return Uploaded{}, e
+	}
+	if jerr != nil || len(a.Entities) == 0 || a.Entities[0].UUID == "" {
+		return Uploaded{}, &Error{Op: "upload", Outcome: Ambiguous, Status: resp.StatusCode, Err: errors.New("the answer names no uploaded file")}
+	}
+	ent := a.Entities[0]
+	return Uploaded{UUID: ent.UUID, URL: fmt.Sprintf("%s/chatfiles/%s", c.base, ent.UUID), Secret: ent.ShareSecret}, nil
+}
