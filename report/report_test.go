@@ -1,0 +1,39 @@
+package report
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProgressLine(t *testing.T) {
+	got := progressLine(250, 1000, 240, 5, 5, 10*time.Second)
+	want := "progress: 250/1000 (25.0%) sent 240, failed 5, uncertain 5; 25.0/s, 30s left"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := progressLine(0, 10, 0, 0, 0, time.Second); !strings.HasSuffix(got, "unknown left") {
+		t.Errorf("no progress yet: got %q, want the time left unknown", got)
+	}
+}
+
+func TestCSVCell(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{``, ``},
+		{`"shop"`, `shop`},
+		{`"say \"hi\""`, `say "hi"`},
+		{`{"msg":"hi"}`, `{"msg":"hi"}`},
+		{`["a","b"]`, `["a","b"]`},
+		{`true`, `true`},
+	}
+	for _, tt := range tests {
+		var raw json.RawMessage
+		if tt.raw != "" {
+			raw = json.RawMessage(tt.raw)
+		}
+		if got := csvCell(raw); got != tt.want {
+			t.Errorf("csvCell(%s): got %q, want %q", tt.raw, got, tt.want)
+		}
+	}
+}
