@@ -192,32 +192,20 @@ func seqKey(seq uint64) []byte {
 // before the request is written.
 func (c *Campaign) Begin(r *Record) error {
 	r.State = InFlight
-	if r.Time.IsZero() {
-		r.Time = time.Now()
-	}
-	return c.s.write(func(tx *bolt.Tx) error {
-		b, err := c.bucket(tx, bucketBatches)
-		if err != nil {
-			return err
-		}
+	return c.put(r, func(tx *bolt.Tx, b *bolt.Bucket) error {
 		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
 		r.Seq = seq
-		if err := b.Put(seqKey(seq), r.encode()); err != nil {
+		if len(r.Message) == 0 {
+			return nil
+		}
+		mb, err := c.bucket(tx, bucketMessages)
+		if err != nil || mb.Get(r.Digest[:]) != nil {
 			return err
 		}
-		if len(r.Message) > 0 {
-			mb, err := c.bucket(tx, bucketMessages)
-			if err != nil {
-				return err
-			}
-			if mb.Get(r.Digest[:]) == nil {
-				return mb.Put(r.Digest[:], r.Message)
-			}
-		}
-		return nil
+		return mb.Put(r.Digest[:], r.Message)
 	})
 }
 
@@ -227,6 +215,12 @@ func (c *Campaign) Finish(r *Record) error {
 	if r.Seq == 0 {
 		return errors.New("finish: record was never begun")
 	}
+	return c.put(r, nil)
+}
+
+// put writes r under its sequence number, stamped now if it has no time,
+// after running before in the same transaction.
+func (c *Campaign) put(r *Record, before func(tx *bolt.Tx, b *bolt.Bucket) error) error {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
@@ -234,6 +228,11 @@ func (c *Campaign) Finish(r *Record) error {
 		b, err := c.bucket(tx, bucketBatches)
 		if err != nil {
 			return err
+		}
+		if before != nil {
+			if err := before(tx, b); err != nil {
+				return err
+			}
 		}
 		return b.Put(seqKey(r.Seq), r.encode())
 	})

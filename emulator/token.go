@@ -85,14 +85,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	tok := tokenPrefix + randomText(30)
 
 	s.mu.Lock()
-	now := s.now()
-	if !s.tokenQuota.w.fits(now, 1) {
-		o := s.failed(nil, errAPILimit(), now)
-		s.mu.Unlock()
-		writeJSON(w, o.status, o.body)
+	now, ok := s.takeCall(w, s.tokenQuota)
+	if !ok {
 		return
 	}
-	s.tokenQuota.w.add(now, 1)
 	s.tokens[tok] = now.Add(life)
 	s.issued = append(s.issued, tok)
 	s.stats.TokensIssued++
@@ -157,4 +153,18 @@ func randomText(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24 and later)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// takeCall takes one call from q at the server's now, or answers 429 and
+// unlocks s.mu. s.mu is held; it stays held when the call is taken.
+func (s *Server) takeCall(w http.ResponseWriter, q *quota) (time.Time, bool) {
+	now := s.now()
+	if !q.w.fits(now, 1) {
+		o := s.failed(nil, errAPILimit(), now)
+		s.mu.Unlock()
+		writeJSON(w, o.status, o.body)
+		return now, false
+	}
+	q.w.add(now, 1)
+	return now, true
 }

@@ -86,14 +86,10 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, b base) {
 	u.SHA256 = hex.EncodeToString(sum[:])
 
 	s.mu.Lock()
-	now := s.now()
-	if !s.uploadQuota.w.fits(now, 1) {
-		o := s.failed(nil, errAPILimit(), now)
-		s.mu.Unlock()
-		writeJSON(w, o.status, o.body)
+	now, ok := s.takeCall(w, s.uploadQuota)
+	if !ok {
 		return
 	}
-	s.uploadQuota.w.add(now, 1)
 	f := s.files[sum]
 	if f == nil {
 		f = &storedFile{data: data}

@@ -36,6 +36,21 @@ func (s *timedSender) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result
 	return s.Sender.Send(ctx, b)
 }
 
+// openCampaign opens a ledger in dir, closed with the benchmark, and the
+// campaign file at path.
+func openCampaign(b *testing.B, dir, path string) (*checkpoint.Store, *planner.Campaign) {
+	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	camp, err := planner.Open(planner.Options{Files: []string{path}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store, camp
+}
+
 // BenchmarkPacing runs a campaign of one kind against the emulator with 20
 // ms of latency, quotas scaled by 10 and sized to take about a minute
 // (IMCAST_PACING_SECONDS to change it), and reports the message rate
@@ -80,15 +95,7 @@ func pacingRun(b *testing.B, kind chatapi.Kind, scale float64, seconds int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	camp, err := planner.Open(planner.Options{Files: []string{path}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store, camp := openCampaign(b, dir, path)
 	sender := &timedSender{Sender: client}
 	res, err := job.RunCampaign(context.Background(), camp, store.Campaign("pacing"), sender, job.CampaignConfig{
 		Config: job.Config{Quotas: quotas},
@@ -154,15 +161,7 @@ func BenchmarkResumeToFirstSend(b *testing.B) {
 	}
 	w.Flush()
 	f.Close()
-	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	camp, err := planner.Open(planner.Options{Files: []string{path}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store, camp := openCampaign(b, dir, path)
 	led := store.Campaign("users")
 	// Record every delivery as sent, as a finished run would have.
 	err = camp.Batches(context.Background(), nil, func(bt planner.Batch) error {
