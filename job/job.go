@@ -64,7 +64,8 @@ type endpoint struct {
 	pacer *pacer
 
 	mu          sync.Mutex
-	retries     []item // refused batches and split remainders, waiting for their time
+	retries     []item // refused batches and split parts, waiting for their time
+	carried     *item  // split parts of one message, joining up to a call (see carry)
 	outstanding int    // calls running for this endpoint
 	wake        chan struct{}
 }
@@ -111,7 +112,7 @@ func (e *endpoint) ready(now time.Time) (item, bool, time.Time) {
 func (e *endpoint) idle() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.outstanding == 0 && len(e.retries) == 0
+	return e.outstanding == 0 && len(e.retries) == 0 && e.carried == nil
 }
 
 // runner is one Run.
@@ -211,6 +212,11 @@ func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, q
 			return nil
 		}
 		it, ok, due := e.ready(time.Now())
+		if !ok && queue == nil {
+			// no more batches to join the carried parts
+			e.flushCarry()
+			it, ok, due = e.ready(time.Now())
+		}
 		if !ok {
 			if queue == nil && e.idle() {
 				return nil
@@ -250,7 +256,7 @@ func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, q
 		case <-ctx.Done():
 			return nil
 		}
-		b, at := r.book(e, it)
+		b, at := e.book(time.Now(), it)
 		if !sleepUntil(ctx, at.Add(-r.cfg.Pacing.Lead)) {
 			<-r.sem
 			return nil
@@ -271,9 +277,9 @@ func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, q
 	}
 }
 
-// book reserves the next call of e for it, splitting off what the message
-// window has no room for yet; the rest goes back to the queue.
-func (r *runner) book(e *endpoint, it item) (item, time.Time) {
+// book reserves the next call of e for it at now or later, splitting off
+// what the message window has no room for yet.
+func (e *endpoint) book(now time.Time, it item) (item, time.Time) {
 	m := it.batch.Message
 	to := it.batch.To
 	rooms := func(n int) []string {
@@ -282,12 +288,48 @@ func (r *runner) book(e *endpoint, it item) (item, time.Time) {
 		}
 		return to[:n]
 	}
-	at, n := e.pacer.book(time.Now(), len(to), m.Kind.MaxPerCall() > 1, rooms)
+	at, n := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
 	if n < len(to) {
-		e.requeue(item{batch: planner.Batch{Message: m, To: to[n:]}, attempts: it.attempts})
+		e.carry(item{batch: planner.Batch{Message: m, To: to[n:]}, attempts: it.attempts})
 		it.batch.To = to[:n]
 	}
 	return it, at
+}
+
+// carry keeps the part of a batch split off by book, and joins it with the
+// next parts split off the same message until they fill a call: sent on
+// their own, parts would fill the window with small calls, each freeing as
+// little room when it leaves. A carry that cannot join goes to the queue.
+func (e *endpoint) carry(rest item) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.carried
+	if c == nil || c.batch.Message.Digest != rest.batch.Message.Digest {
+		if c != nil {
+			e.retries = append(e.retries, *c)
+		}
+		e.carried = &rest
+		return
+	}
+	c.batch.To = append(c.batch.To, rest.batch.To...)
+	if limit := c.batch.Message.Kind.MaxPerCall(); len(c.batch.To) >= limit {
+		e.retries = append(e.retries, item{batch: planner.Batch{Message: c.batch.Message, To: c.batch.To[:limit]}, attempts: c.attempts})
+		if len(c.batch.To) > limit {
+			c.batch.To = c.batch.To[limit:]
+		} else {
+			e.carried = nil
+		}
+	}
+}
+
+// flushCarry queues what carry holds, when no more batches come to join it.
+func (e *endpoint) flushCarry() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.carried != nil {
+		e.retries = append(e.retries, *e.carried)
+		e.carried = nil
+	}
 }
 
 // sleepUntil waits until t and reports whether ctx was still live then.

@@ -163,13 +163,16 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 		if p.messages.limit > 0 {
 			msgLimit := p.scale(p.messages.limit, t)
 			room := msgLimit - p.messages.used(at)
+			n = min(n, msgLimit)
 			switch {
 			case room >= n:
 			case room >= 1 && split:
+				// Send the part that fits now: room left unused in a
+				// sliding window is lost. The caller joins the parts it
+				// splits off, so that calls stay large.
 				n = room
 			default:
-				at = later(at, p.messages.fitsAt(at, min(n, msgLimit), msgLimit))
-				n = min(n, msgLimit)
+				at = later(at, p.messages.fitsAt(at, n, msgLimit))
 			}
 		}
 		if p.rooms != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"imcast/chatapi"
+	"imcast/planner"
 )
 
 // worstWindow checks a schedule of calls against a limit the way a server
@@ -29,10 +30,12 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 		kind  chatapi.Kind
 		batch int
 		calls int
+		scale float64
 	}{
 		{kind: chatapi.Users, batch: 600, calls: 120},
 		{kind: chatapi.Users, batch: 250, calls: 400},
 		{kind: chatapi.Groups, batch: 3, calls: 1500},
+		{kind: chatapi.Groups, batch: 3, calls: 6000, scale: 10},
 		{kind: chatapi.Groups, batch: 1, calls: 1500},
 		{kind: chatapi.Rooms, batch: 10, calls: 2000},
 		{kind: chatapi.GroupMembers, batch: 20, calls: 2000},
@@ -40,36 +43,39 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 		{kind: chatapi.LegacyUsers, batch: 20, calls: 2000},
 	}
 	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%s of %d", tt.kind, tt.batch), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s of %d at scale %g", tt.kind, tt.batch, max(tt.scale, 1)), func(t *testing.T) {
 			q := tt.kind.DefaultQuota()
-			p := newPacer(tt.kind, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+			if tt.scale > 0 {
+				q = chatapi.Quota{Calls: q.Calls.Scale(tt.scale), Messages: q.Messages.Scale(tt.scale)}
+			}
+			// the dispatcher's order: split parts and refusals first, then
+			// fresh batches of distinct recipients (and rooms)
+			e := &endpoint{pacer: newPacer(tt.kind, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom)), wake: make(chan struct{}, 1)}
+			msg := &planner.Message{Kind: tt.kind, Scope: "the-room"}
 			now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 			start := now
 			var times []time.Time
 			var msgs, ones []int
-			left := 0 // recipients of a split batch still to book
-			room := 0
+			id := 0
 			for len(times) < tt.calls {
-				size := tt.batch
-				if left > 0 {
-					size = left
-				}
-				// distinct rooms, so that only the quotas bind
-				at, n := p.book(now, size, tt.kind.MaxPerCall() > 1, func(n int) []string {
-					ids := make([]string, n)
-					for i := range ids {
-						room++
-						ids[i] = fmt.Sprint("room", room)
+				it, ok, _ := e.ready(now)
+				if !ok {
+					to := make([]string, tt.batch)
+					for i := range to {
+						id++
+						to[i] = fmt.Sprint("id", id)
 					}
-					return ids
-				})
+					it = item{batch: planner.Batch{Message: msg, To: to}}
+				}
+				size := len(it.batch.To)
+				b, at := e.book(now, it)
+				n := len(b.batch.To)
 				if at.Before(now) {
 					t.Fatalf("booked %v, before now %v", at, now)
 				}
 				if n < 1 || n > size {
 					t.Fatalf("booked %d of %d", n, size)
 				}
-				left = size - n
 				times, msgs, ones = append(times, at), append(msgs, n), append(ones, 1)
 				now = at // the dispatcher books the next call once this one is due
 			}
@@ -91,6 +97,13 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 				if ratio < 0.97 {
 					t.Errorf("messages: %.3f of the quota, want at least 0.97", ratio)
 				}
+				// splitting to fill the window must not decay into calls
+				// of one or two recipients
+				avg := float64(total) / float64(len(msgs))
+				if avg < 0.8*float64(tt.batch) {
+					t.Errorf("%.2f recipients a call on average, batches of %d", avg, tt.batch)
+				}
+				t.Logf("%.4f of the message quota, %.2f recipients a call", ratio, avg)
 			} else {
 				ratio := float64(len(times)-1) / elapsed.Seconds() / q.Calls.PerSecond()
 				if ratio < 0.97 {
