@@ -31,11 +31,11 @@ type PendingFunc func(m *Message, to string) (bool, error)
 // campaign valid.
 func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(Batch) error) error {
 	type open struct {
+		msg   *Message
 		order int
 		to    []string
 	}
 	opened := map[[32]byte]*open{}
-	msgs := map[[32]byte]*Message{}
 	set := newDeliverySet()
 	err := c.scan(ctx, func(m *Message, to string) error {
 		// pending first: deliveries it leaves out never enter the set
@@ -50,9 +50,8 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 		}
 		b := opened[m.Digest]
 		if b == nil {
-			b = &open{order: len(opened)}
+			b = &open{msg: m, order: len(opened)}
 			opened[m.Digest] = b
-			msgs[m.Digest] = m
 		}
 		b.to = append(b.to, to)
 		if len(b.to) == m.Kind.MaxPerCall() {
@@ -73,7 +72,7 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 	}
 	slices.SortFunc(rest, func(a, b [32]byte) int { return opened[a].order - opened[b].order })
 	for _, d := range rest {
-		if err := emit(Batch{Message: msgs[d], To: opened[d].to}); err != nil {
+		if err := emit(Batch{Message: opened[d].msg, To: opened[d].to}); err != nil {
 			return err
 		}
 	}

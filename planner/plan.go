@@ -61,11 +61,10 @@ type QuotaRow struct {
 
 // group is one distinct message and what it goes to.
 type group struct {
-	msg   *Message
-	order int
-	n     int64 // distinct recipients
-	todo  int64 // of them, pending
-	dups  int64
+	msg  *Message
+	n    int64 // distinct recipients
+	todo int64 // of them, pending
+	dups int64
 }
 
 // Plan reads and validates the whole campaign and returns its plan. Any
@@ -86,7 +85,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		rows++
 		g := groups[m.Digest]
 		if g == nil {
-			g = &group{msg: m, order: len(groups)}
+			g = &group{msg: m}
 			groups[m.Digest] = g
 		}
 		if !set.add(m, to) {
