@@ -52,26 +52,29 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 	if err != nil {
 		return nil, err
 	}
-	pending := func(m *planner.Message, to string) (bool, error) {
-		switch done.State(string(m.Kind), m.Scope, m.Digest, to) {
+	// toSend says whether a delivery in state st is sent by this run.
+	toSend := func(st checkpoint.State) bool {
+		switch st {
 		case checkpoint.Sent:
-			return false, nil
+			return false
 		case checkpoint.Uncertain:
-			return cfg.ResendUncertain, nil
+			return cfg.ResendUncertain
 		}
-		return true, nil
+		return true
+	}
+	pending := func(m *planner.Message, to string) (bool, error) {
+		return toSend(done.State(string(m.Kind), m.Scope, m.Digest, to)), nil
 	}
 	res := &Result{}
 	plan, err := camp.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
-		switch done.State(string(m.Kind), m.Scope, m.Digest, to) {
-		case checkpoint.Sent:
+		st := done.State(string(m.Kind), m.Scope, m.Digest, to)
+		switch {
+		case st == checkpoint.Sent:
 			res.AlreadySent++
-		case checkpoint.Uncertain:
-			if !cfg.ResendUncertain {
-				res.HeldUncertain++
-			}
+		case st == checkpoint.Uncertain && !cfg.ResendUncertain:
+			res.HeldUncertain++
 		}
-		return pending(m, to)
+		return toSend(st), nil
 	})
 	if err != nil {
 		return nil, err
