@@ -52,6 +52,7 @@ type Config struct {
 // use.
 type Client struct {
 	base    string
+	host    string // host[:port] of base, as errors name it
 	tokens  TokenSource
 	http    *http.Client
 	timeout time.Duration
@@ -99,11 +100,16 @@ func New(cfg Config) (*Client, error) {
 			ForceAttemptHTTP2:   true,
 		}}
 	}
+	// A redirect is never followed: a 307 would re-post the message or the
+	// client secret to whatever host Location names, a 303 would turn the
+	// call into a GET. The answer is read as it is, and fails.
+	noRedirect := *hc
+	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	timeout := cfg.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	c := &Client{base: base, tokens: cfg.Tokens, http: hc, timeout: timeout}
+	c := &Client{base: base, host: u.Host, tokens: cfg.Tokens, http: &noRedirect, timeout: timeout}
 	if cfg.Tokens == nil {
 		c.tokens = &clientCredentials{client: c, id: cfg.ClientID, secret: cfg.ClientSecret}
 		c.secrets = append(c.secrets, cfg.ClientSecret)
@@ -121,6 +127,9 @@ func isLoopback(host string) bool {
 
 // CloseIdleConnections closes the connections kept for the next calls.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// Host is the host[:port] the client sends to.
+func (c *Client) Host() string { return c.host }
 
 // BaseURL is the URL every endpoint path is appended to.
 func (c *Client) BaseURL() string { return c.base }
@@ -221,17 +230,36 @@ func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil && resp.StatusCode == http.StatusOK {
-		return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", stripURL(err))}
-	}
-	var a answer
-	jerr := json.Unmarshal(raw, &a)
-	if resp.StatusCode == http.StatusOK {
-		if jerr != nil {
+	if success(resp.StatusCode) {
+		// Any 2xx is an answer: the server took the call. What it
+		// delivered is what its data names; without data, nothing can be
+		// known.
+		if err != nil {
+			return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", stripURL(err))}
+		}
+		var a answer
+		if jerr := json.Unmarshal(raw, &a); jerr != nil {
 			return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: fmt.Errorf("read answer: %w", jerr)}
+		}
+		if a.Data == nil {
+			return Result{}, &Error{Outcome: Ambiguous, Status: resp.StatusCode, Err: errors.New("the answer holds no data naming what was delivered")}
 		}
 		return Result{IDs: messageIDs(b, a.Data)}, nil
 	}
+	return Result{}, failure(resp, raw)
+}
+
+// success reports whether status is a 2xx.
+func success(status int) bool { return status >= 200 && status < 300 }
+
+// failure reads a non-2xx answer into an *Error.
+func failure(resp *http.Response, raw []byte) *Error {
+	if redirect(resp.StatusCode) {
+		return &Error{Outcome: Permanent, Status: resp.StatusCode,
+			Err: fmt.Errorf("%w to %s", ErrRedirect, location(resp))}
+	}
+	var a answer
+	jerr := json.Unmarshal(raw, &a)
 	e := &Error{Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
 	if jerr != nil && e.Description == "" {
 		e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
@@ -239,19 +267,38 @@ func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error
 	if e.Outcome == NotDelivered {
 		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
-	return Result{}, e
+	return e
 }
 
-// classify sorts a non-200 status.
-func classify(status int) Outcome {
-	switch {
-	case status == http.StatusTooManyRequests, status == http.StatusForbidden,
-		status == http.StatusServiceUnavailable, status == http.StatusUnauthorized:
-		return NotDelivered
-	case status >= 500:
-		return Ambiguous
+// redirect reports whether status asks the client to go elsewhere.
+func redirect(status int) bool { return status >= 300 && status < 400 }
+
+// location names where a redirect points, without its query or user
+// info, or says it names nowhere.
+func location(resp *http.Response) string {
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return "no Location"
 	}
-	return Permanent
+	u, err := resp.Request.URL.Parse(loc)
+	if err != nil {
+		return fmt.Sprintf("%q", loc[:min(len(loc), 200)])
+	}
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	return u.String()
+}
+
+// classify sorts a status that is neither a 2xx nor a redirect. Only the
+// statuses the API documents as refusals are "not delivered"; a status it
+// does not know may have delivered, so it is ambiguous, never retried.
+func classify(status int) Outcome {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable, http.StatusUnauthorized:
+		return NotDelivered
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
+		return Permanent
+	}
+	return Ambiguous
 }
 
 // messageIDs maps the batch's recipients to the IDs in the answer's data.
@@ -284,14 +331,23 @@ func messageIDs(b Batch, data map[string]json.RawMessage) map[string]string {
 	return ids
 }
 
-// retryAfter reads a Retry-After header: delay seconds or an HTTP date.
+// MaxRetryAfter is the longest pause a Retry-After header is honoured
+// for: a server asking for more does not get to silence a run for hours.
+const MaxRetryAfter = 60 * time.Second
+
+// retryAfter reads a Retry-After header, delay seconds or an HTTP date,
+// capped at MaxRetryAfter.
 func retryAfter(h string, now time.Time) time.Duration {
+	return min(parseRetryAfter(h, now), MaxRetryAfter)
+}
+
+func parseRetryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(h); err == nil {
-		return time.Duration(max(secs, 0)) * time.Second
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		return time.Duration(min(max(secs, 0), int64(MaxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
 		return t.Sub(now)

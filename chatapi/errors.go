@@ -3,6 +3,7 @@ package chatapi
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -14,12 +15,14 @@ const (
 	// anything (429, 403 quota, 503, 401, a connection that never opened):
 	// send it again after a pause.
 	NotDelivered Outcome = iota + 1
-	// Permanent means the server rejected the call (400, 404 and other 4xx):
-	// sending it again would fail the same way.
+	// Permanent means the server rejected the call (400, 404, 413) or
+	// redirected it, which is never followed: sending it again would fail
+	// the same way.
 	Permanent
-	// Ambiguous means the server may have delivered (500, 502, 504, a
-	// timeout or a reset after the request was written): resending could
-	// deliver twice.
+	// Ambiguous means the server may have delivered (500, 502, 504, any
+	// status the API does not document, a 2xx without data, a timeout or
+	// a reset after the request was written): resending could deliver
+	// twice.
 	Ambiguous
 )
 
@@ -56,15 +59,20 @@ func (e *Error) Error() string {
 		op.Op = ""
 		return e.Op + ": " + op.Error()
 	}
-	switch {
-	case e.Status == 0 && e.Err != nil:
-		return fmt.Sprintf("%s: %v", e.Outcome, e.Err)
-	case e.Description != "" && e.Code != "":
-		return fmt.Sprintf("%s: status %d: %s: %s", e.Outcome, e.Status, e.Code, e.Description)
-	case e.Description != "" || e.Code != "":
-		return fmt.Sprintf("%s: status %d: %s%s", e.Outcome, e.Status, e.Code, e.Description)
+	parts := []string{e.Outcome.String()}
+	if e.Status != 0 {
+		parts = append(parts, fmt.Sprintf("status %d", e.Status))
 	}
-	return fmt.Sprintf("%s: status %d", e.Outcome, e.Status)
+	switch {
+	case e.Description != "" && e.Code != "":
+		parts = append(parts, e.Code, e.Description)
+	case e.Description != "" || e.Code != "":
+		parts = append(parts, e.Code+e.Description)
+	}
+	if e.Err != nil {
+		parts = append(parts, e.Err.Error())
+	}
+	return strings.Join(parts, ": ")
 }
 
 // Unwrap returns the transport error, if any.
@@ -80,6 +88,11 @@ func OutcomeOf(err error) Outcome {
 	}
 	return Permanent
 }
+
+// ErrRedirect is the error of a call answered with a redirect (3xx). No
+// redirect is followed, so the message or the credentials never go to
+// another URL; the error names the Location.
+var ErrRedirect = errors.New("the server answered with a redirect, which imcast never follows")
 
 // ErrInsecureHost is returned by New for a plain http:// host that is not a
 // loopback address: a token must not cross a network in clear text.

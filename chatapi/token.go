@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -93,23 +94,17 @@ func (c *Client) fetchToken(ctx context.Context, id, secret string) (string, Tok
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		e := failure(resp, raw)
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return "", TokenInfo{}, e
+	}
 	var a struct {
 		AccessToken string `json:"access_token"`
 		ExpiresIn   int64  `json:"expires_in"`
 		Application string `json:"application"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
 	}
-	jerr := json.Unmarshal(raw, &a)
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
-		if jerr != nil {
-			e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
-		}
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return "", TokenInfo{}, e
-	}
-	if jerr != nil || a.AccessToken == "" {
+	if jerr := json.Unmarshal(raw, &a); jerr != nil || a.AccessToken == "" {
 		return "", TokenInfo{}, &Error{Outcome: NotDelivered, Status: resp.StatusCode, Err: errors.New("the token answer holds no access_token")}
 	}
 	return a.AccessToken, TokenInfo{ExpiresIn: time.Duration(a.ExpiresIn) * time.Second, Application: a.Application}, nil
@@ -137,7 +132,11 @@ func tokenError(err error) error {
 	if errors.As(err, &e) {
 		out := *e
 		out.Op, out.Outcome = "app token", NotDelivered
-		if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
+		switch {
+		case errors.Is(e.Err, ErrRedirect):
+			// the secret must not follow it, and no retry will mend it
+			out.Err = fmt.Errorf("%w: %w", ErrCredentials, e.Err)
+		case e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests:
 			out.Err = ErrCredentials
 		}
 		return &out
@@ -154,7 +153,9 @@ func (c *Client) redact(err error, tokens ...string) error {
 	secrets := append(slices.Clone(c.secrets), tokens...)
 	scrub := func(s string) string {
 		for _, x := range secrets {
-			if x != "" {
+			// a secret of a few letters is no secret, and blotting it
+			// out would garble every word that holds them
+			if len(x) >= 4 {
 				s = strings.ReplaceAll(s, x, "[redacted]")
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -76,24 +75,19 @@ func (c *Client) upload(ctx context.Context, path string, restrict bool, token s
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if !success(resp.StatusCode) {
+		e := failure(resp, raw)
+		e.Op = "upload"
+		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return Uploaded{}, e
+	}
 	var a struct {
 		Entities []struct {
 			UUID        string `json:"uuid"`
 			ShareSecret string `json:"share-secret"`
 		} `json:"entities"`
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
 	}
-	jerr := json.Unmarshal(raw, &a)
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Op: "upload", Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
-		if jerr != nil {
-			e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
-		}
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return Uploaded{}, e
-	}
-	if jerr != nil || len(a.Entities) == 0 || a.Entities[0].UUID == "" {
+	if jerr := json.Unmarshal(raw, &a); jerr != nil || len(a.Entities) == 0 || a.Entities[0].UUID == "" {
 		return Uploaded{}, &Error{Op: "upload", Outcome: Ambiguous, Status: resp.StatusCode, Err: errors.New("the answer names no uploaded file")}
 	}
 	ent := a.Entities[0]

@@ -110,7 +110,7 @@ func errStatus(status int) *apiError {
 	return errInternal()
 }
 
-// writeJSON sends v with status, and a Retry-After hint with a 429 or 503.
+// writeJSON sends v with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -118,10 +118,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		b = []byte(`{"error":"internal_server_error","error_description":"cannot encode the answer"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		// The call quotas count over one second: a second is always enough.
-		w.Header().Set("Retry-After", "1")
-	}
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }

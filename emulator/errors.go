@@ -7,5 +7,5 @@ import "errors"
 var ErrNotLoopback = errors.New("not a loopback address")
 
 // ErrInvalidFaults is returned by Faults.Validate when a probability is
-// outside [0, 1] or the latency is negative.
+// outside [0, 1] or a duration is negative.
 var ErrInvalidFaults = errors.New("invalid faults")

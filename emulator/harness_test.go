@@ -2,11 +2,13 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +97,7 @@ func listen(t *testing.T, cfg Config) *harness {
 // answer is a decoded HTTP answer.
 type answer struct {
 	status int
+	header http.Header
 	body   map[string]any
 	err    error // transport error: no answer
 }
@@ -102,6 +105,38 @@ type answer struct {
 // do sends a request; body is sent as is if it is a string, else as JSON;
 // token "" sends no Authorization header.
 func (h *harness) do(method, path, token string, body any) answer {
+	h.t.Helper()
+	req := h.request(context.Background(), method, path, token, body)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return answer{err: err}
+	}
+	a := readAnswer(resp)
+	if len(a.raw) > 0 {
+		h.t.Fatalf("%s %s: answer %d is not a JSON object: %q", method, path, resp.StatusCode, a.raw)
+	}
+	return a.answer
+}
+
+// async posts body to the kind's path under the Easemob base, with the
+// token and ctx, and delivers the answer on the channel once there is one.
+func (h *harness) async(ctx context.Context, kind string, body any) <-chan answer {
+	h.t.Helper()
+	req := h.request(ctx, http.MethodPost, easemob+suffixes[kind], testToken, body)
+	out := make(chan answer, 1)
+	go func() {
+		resp, err := h.client.Do(req)
+		if err != nil {
+			out <- answer{err: err}
+			return
+		}
+		out <- readAnswer(resp).answer
+	}()
+	return out
+}
+
+// request builds a request as do sends it.
+func (h *harness) request(ctx context.Context, method, path, token string, body any) *http.Request {
 	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -115,7 +150,11 @@ func (h *harness) do(method, path, token string, body any) answer {
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, h.run.URL+path, rd)
+	url := path
+	if !strings.HasPrefix(path, "http://") {
+		url = h.run.URL + path
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		h.t.Fatalf("new request: %v", err)
 	}
@@ -124,22 +163,36 @@ func (h *harness) do(method, path, token string, body any) answer {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return answer{err: err}
-	}
+	return req
+}
+
+// rawAnswer is an answer and its body as sent.
+type rawAnswer struct {
+	answer
+	raw []byte // the body, if it is not a JSON object
+}
+
+// readAnswer reads and closes resp.
+func readAnswer(resp *http.Response) rawAnswer {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{status: resp.StatusCode, err: err}
-	}
-	a := answer{status: resp.StatusCode}
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &a.body); err != nil {
-			h.t.Fatalf("%s %s: answer %d is not a JSON object: %v: %q", method, path, resp.StatusCode, err, raw)
-		}
+	a := rawAnswer{answer: answer{status: resp.StatusCode, header: resp.Header, err: err}}
+	if err == nil && len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &a.body) != nil {
+		a.raw = raw
 	}
 	return a
+}
+
+// waitFor waits until cond holds, for up to 5 s, and fails the test if it
+// never does.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s, in vain", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // send posts body to the kind's path under the Easemob base, with the token.

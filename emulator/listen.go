@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,18 +17,25 @@ import (
 // closes their connections.
 const shutdownGrace = 5 * time.Second
 
-// Running is a Server listening on a loopback address.
+// Running is a Server listening on a loopback address, with its trap.
 type Running struct {
 	*Server
 	URL string // http://127.0.0.1:PORT, with no trailing slash
+	// TrapURL is http://127.0.0.1:PORT of the trap, a second listener
+	// where the redirect faults point. It records every request (see
+	// TrapRequests) and answers each 200 as if it had delivered.
+	TrapURL string
 
-	srv    *http.Server
-	cancel context.CancelFunc // cancels the requests' base context
-	served chan error         // the result of srv.Serve
+	srv        *http.Server
+	trap       *http.Server
+	cancel     context.CancelFunc // cancels the requests' base context
+	served     chan error         // the result of srv.Serve
+	trapServed chan error         // the result of trap.Serve
 
 	mu       sync.Mutex // guards closing and the calls to wg.Add
 	closing  bool
 	handlers sync.WaitGroup
+	inflight atomic.Int64 // handlers running, for tests
 
 	closeOnce sync.Once
 	closeErr  error
@@ -36,7 +44,8 @@ type Running struct {
 // Listen starts serving a new Server configured by cfg on addr, which must
 // be a loopback address (127.0.0.0/8, ::1 or localhost); "127.0.0.1:0" picks
 // a free port. Any other address is refused with an error wrapping
-// ErrNotLoopback, before anything is opened.
+// ErrNotLoopback, before anything is opened. It also starts the trap on a
+// free port of 127.0.0.1.
 func Listen(addr string, cfg Config) (*Running, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -53,20 +62,34 @@ func Listen(addr string, cfg Config) (*Running, error) {
 		_ = ln.Close()
 		return nil, fmt.Errorf("emulator address %q resolved to %s: %w", addr, ln.Addr(), ErrNotLoopback)
 	}
+	trapLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("emulator trap: %w", err)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Running{
-		Server: New(cfg),
-		URL:    "http://" + ln.Addr().String(),
-		cancel: cancel,
-		served: make(chan error, 1),
+		Server:     New(cfg),
+		URL:        "http://" + ln.Addr().String(),
+		TrapURL:    "http://" + trapLn.Addr().String(),
+		cancel:     cancel,
+		served:     make(chan error, 1),
+		trapServed: make(chan error, 1),
 	}
+	r.Server.trapURL = r.TrapURL
 	r.srv = &http.Server{
 		Handler:           http.HandlerFunc(r.serve),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
+	r.trap = &http.Server{
+		Handler:           http.HandlerFunc(r.Server.serveTrap),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
 	go func() { r.served <- r.srv.Serve(ln) }()
+	go func() { r.trapServed <- r.trap.Serve(trapLn) }()
 	return r, nil
 }
 
@@ -85,30 +108,40 @@ func (r *Running) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
+		if v := r.Server.Faults().retryAfter(); v != "" {
+			w.Header().Set("Retry-After", v)
+		}
 		writeControlError(w, errUnavailable("The emulator is shutting down"))
 		return
 	}
 	r.handlers.Add(1)
+	r.inflight.Add(1)
 	r.mu.Unlock()
 	defer r.handlers.Done()
+	defer r.inflight.Add(-1)
 	r.Server.ServeHTTP(w, req)
 }
 
-// Close stops listening, cuts short the latency faults being waited out
-// (those calls answer 503 and deliver nothing), lets the other calls in
-// flight finish for up to a few seconds, and waits for every handler to
-// return. It is safe to call more than once.
+// Close stops listening, cuts short the latency being waited out and the
+// stalled calls (their connections are reset with no answer; what they
+// delivered at their arrival stands), lets the other calls in flight
+// finish for up to a few seconds, closes the trap, and waits for every
+// handler to return. It is safe to call more than once.
 func (r *Running) Close() error {
 	r.closeOnce.Do(func() {
 		r.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		err := r.srv.Shutdown(ctx)
-		if err != nil {
-			err = errors.Join(err, r.srv.Close())
+		var err error
+		for _, srv := range []*http.Server{r.srv, r.trap} {
+			if serr := srv.Shutdown(ctx); serr != nil {
+				err = errors.Join(err, serr, srv.Close())
+			}
 		}
-		if serr := <-r.served; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
+		for _, served := range []chan error{r.served, r.trapServed} {
+			if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+				err = errors.Join(err, serr)
+			}
 		}
 		r.mu.Lock()
 		r.closing = true

@@ -64,6 +64,10 @@ type Config struct {
 	// whole second; 0 means 24 h. A request's ttl > 0 shortens it, never
 	// lengthens it.
 	TokenTTL time.Duration
+
+	// KeepIDs makes the server remember every message ID it issues to each
+	// recipient, for IDs. It costs memory per delivery.
+	KeepIDs bool
 }
 
 // Server emulates the message-send API. It implements http.Handler and is
@@ -77,6 +81,8 @@ type Server struct {
 	unknown      map[string]bool
 	byPath       map[string]*endpoint
 	limits       map[string]KindLimits
+	keepIDs      bool
+	trapURL      string // set by Listen before serving; "" without a trap
 
 	mu       sync.Mutex // guards everything below, and the endpoints' windows
 	faults   Faults
@@ -85,6 +91,8 @@ type Server struct {
 	messages map[[sha256.Size]byte]uint32 // message digest to a small index
 	receipts map[deliveryKey]receipt
 	more     map[deliveryKey][]uint32 // distinct messages after the first
+	ids      map[deliveryKey][]string // message IDs issued, with Config.KeepIDs
+	trapped  []TrapRequest            // what the trap received
 	rooms    map[string]*window
 	stats    Stats // Kinds and Limits are filled in by Stats
 	kinds    map[string]*KindStats
@@ -129,12 +137,14 @@ func New(cfg Config) *Server {
 		unknown:      map[string]bool{},
 		byPath:       map[string]*endpoint{},
 		limits:       map[string]KindLimits{},
+		keepIDs:      cfg.KeepIDs,
 		faults:       cfg.Faults,
 		rng:          rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
 		lastID:       firstMessageID - 1,
 		messages:     map[[sha256.Size]byte]uint32{},
 		receipts:     map[deliveryKey]receipt{},
 		more:         map[deliveryKey][]uint32{},
+		ids:          map[deliveryKey][]string{},
 		rooms:        map[string]*window{},
 		kinds:        map[string]*KindStats{},
 		stats:        Stats{Responses: map[int]int{}, Faults: map[string]int{}},
@@ -203,6 +213,7 @@ func (s *Server) Stats() Stats {
 		st.Kinds[k] = ks.clone()
 	}
 	st.Limits = s.Limits()
+	st.TrapRequests = len(s.trapped)
 	return st
 }
 
@@ -212,15 +223,36 @@ func (s *Server) Stats() Stats {
 // "" otherwise. As a shorthand, kind "legacy_users" or "legacy_groups" with
 // scope "" stands for kind "legacy" with scope "users" or "chatgroups".
 func (s *Server) Delivered(kind, scope, recipient string) int {
+	k := keyOf(kind, scope, recipient)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.receipts[k].n)
+}
+
+// IDs returns the message IDs issued to recipient, one per delivery in the
+// order delivered, when Config.KeepIDs is set; nil otherwise or if nothing
+// was delivered. kind and scope are as for Delivered. A member of a
+// directed kind gets the ID issued for its group or room in that call, a
+// legacy target "success" as its answer says. The faults that deliver
+// without naming the recipient in their answer (partial, no_content,
+// error_after, reset_after, stall_after) still issue and keep an ID.
+func (s *Server) IDs(kind, scope, recipient string) []string {
+	k := keyOf(kind, scope, recipient)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ids[k])
+}
+
+// keyOf is the delivery key that Delivered and IDs name, with the legacy
+// shorthand expanded.
+func keyOf(kind, scope, recipient string) deliveryKey {
 	switch kind {
 	case "legacy_users":
 		kind, scope = KindLegacy, "users"
 	case "legacy_groups":
 		kind, scope = KindLegacy, "chatgroups"
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return int(s.receipts[deliveryKey{kind, scope, recipient}].n)
+	return deliveryKey{kind, scope, recipient}
 }
 
 // base is the part of a request path before the endpoint.
@@ -302,36 +334,68 @@ func origin(r *http.Request) string {
 	return "http://" + r.Host
 }
 
-// serveCall handles one message call: latency, auth, validation, quota,
-// faults, delivery, answer.
+// serveCall handles one message call: auth, validation, quota and faults
+// as it arrives, then delivery, and the answer once its latency is over.
 func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, ep *endpoint, b base) {
 	s.mu.Lock()
 	s.stats.Calls++
 	s.kinds[ep.kind].Calls++
-	latency := s.faults.Latency
-	if latency > 0 {
-		s.countFault(ep, FaultLatency)
-	}
+	delay := s.latency(ep)
 	s.mu.Unlock()
 
-	if latency > 0 {
-		t := time.NewTimer(latency)
+	o := s.admitCall(w, r, ep, b)
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			// The client gave up or the emulator is closing: what was
+			// decided stands, and nothing is answered.
 			t.Stop()
-			s.fail(w, ep, errUnavailable("The request was canceled before it was handled"))
+			s.count(ep, o)
+			resetConn(w)
 			return
 		}
 	}
+	s.count(ep, o)
+	switch {
+	case o.reset:
+		resetConn(w)
+	case o.stall:
+		<-r.Context().Done()
+		resetConn(w)
+	default:
+		o.write(w)
+	}
+}
+
+// latency draws the delay of a message call and counts it; s.mu is held.
+func (s *Server) latency(ep *endpoint) time.Duration {
+	f := s.faults
+	if f.Latency <= 0 && f.LatencyJitter <= 0 {
+		return 0
+	}
+	s.countFault(ep, FaultLatency)
+	d := max(f.Latency, 0)
+	if f.LatencyJitter > 0 {
+		j := time.Duration(s.rng.Int64N(int64(f.LatencyJitter)))
+		if d > math.MaxInt64-j {
+			return math.MaxInt64
+		}
+		d += j
+	}
+	return d
+}
+
+// admitCall checks, admits and decides a message call, and returns its
+// answer, not yet counted.
+func (s *Server) admitCall(w http.ResponseWriter, r *http.Request, ep *endpoint, b base) outcome {
 	if e := s.authorize(r); e != nil {
-		s.fail(w, ep, e)
-		return
+		return s.refuse(e)
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
-		s.fail(w, ep, errInvalidBody())
-		return
+		return s.refuse(errInvalidBody())
 	}
 	var req *request
 	var e *apiError
@@ -341,31 +405,51 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request, ep *endpoint,
 		req, e = parseSend(ep, raw)
 	}
 	if e != nil {
-		s.fail(w, ep, e)
-		return
+		return s.refuse(e)
 	}
 	if ep.legacy {
 		for _, id := range req.to {
 			if s.unknown[id] {
-				s.fail(w, ep, errNotFound("Service resource not found: "+req.scope+" "+id+" does not exist"))
-				return
+				return s.refuse(errNotFound("Service resource not found: " + req.scope + " " + id + " does not exist"))
 			}
 		}
 	}
+	return s.decide(ep, req, b, origin(r), r.URL.EscapedPath())
+}
 
-	o := s.decide(ep, req, b, origin(r))
-	if o.reset {
-		resetConn(w)
+// outcome is the answer decided for a call.
+type outcome struct {
+	status     int
+	body       any    // nil: no body
+	location   string // the Location header, if not ""
+	retryAfter string // the Retry-After header, if not ""
+	reset      bool   // reset the connection instead of answering
+	stall      bool   // answer nothing until the call ends, then reset
+}
+
+// write sends the answer o.
+func (o outcome) write(w http.ResponseWriter) {
+	if o.retryAfter != "" {
+		w.Header().Set("Retry-After", o.retryAfter)
+	}
+	if o.location != "" {
+		w.Header().Set("Location", o.location)
+	}
+	if o.body == nil {
+		w.WriteHeader(o.status)
 		return
 	}
 	writeJSON(w, o.status, o.body)
 }
 
-// outcome is the answer decided for an admitted call.
-type outcome struct {
-	status int
-	body   any
-	reset  bool // reset the connection instead of answering
+// count counts the answer o, unless it is none (reset or stall).
+func (s *Server) count(ep *endpoint, o outcome) {
+	if o.reset || o.stall {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.countResponse(ep, o.status)
 }
 
 // faultStatus is the answer of the faults that deliver nothing.
@@ -376,51 +460,145 @@ var faultStatus = map[string]int{
 	FaultErrorBefore:     http.StatusInternalServerError,
 }
 
+// faultSuccess is the status of the faults that deliver and answer a
+// success other than 200.
+var faultSuccess = map[string]int{
+	FaultCreated:   http.StatusCreated,
+	FaultAccepted:  http.StatusAccepted,
+	FaultNoContent: http.StatusNoContent,
+}
+
 // decide runs quota admission, fault injection and delivery for a valid
-// call, all under the lock, and counts the answer before it is sent.
-func (s *Server) decide(ep *endpoint, req *request, b base, origin string) outcome {
+// call, all under the lock, and returns its answer, not yet counted. path
+// is the call's path, for the redirect fault.
+func (s *Server) decide(ep *endpoint, req *request, b base, origin, path string) outcome {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	n := len(req.recipients(ep))
 	if q := ep.admit(now, n); q != nil {
-		return s.failed(ep, errStatus(q.Status), now)
+		return s.refusal(errStatus(q.Status), now)
 	}
 	fault := ""
 	if s.faults.any() {
 		fault = s.faults.pick(s.rng.Float64())
 	}
-	if st, ok := faultStatus[fault]; ok {
+	if fault != "" {
 		s.countFault(ep, fault)
-		return s.failed(ep, errStatus(st), now)
+	}
+	if st, ok := faultStatus[fault]; ok {
+		return s.refusal(errStatus(st), now)
+	}
+	if fault == FaultRedirect {
+		return s.redirect(redirectStatuses[s.rng.IntN(len(redirectStatuses))], path, now)
 	}
 
 	ep.charge(now, n)
-	data := s.deliver(ep, req, now)
+	var skip map[string]bool
+	if fault == FaultPartialDeliver && !ep.directed {
+		skip = s.undelivered(req.to)
+	}
+	data := s.deliver(ep, req, now, skip)
 	s.stats.Accepted++
 	s.kinds[ep.kind].Accepted++
+	status := http.StatusOK
 	switch fault {
 	case FaultErrorAfter:
-		s.countFault(ep, fault)
-		return s.failed(ep, errInternal(), now)
+		return s.refusal(errInternal(), now)
 	case FaultResetAfter:
-		s.countFault(ep, fault)
 		return outcome{reset: true}
+	case FaultStallAfter:
+		return outcome{stall: true}
+	case FaultNoContent:
+		return outcome{status: http.StatusNoContent}
+	case FaultCreated, FaultAccepted:
+		status = faultSuccess[fault]
+	case FaultPartial:
+		s.leaveOut(data, req.to)
+	case FaultPartialDeliver:
+		if ep.directed {
+			clear(data)
+		}
 	}
 
-	s.countResponse(ep, http.StatusOK)
 	if ep.legacy {
-		return outcome{status: http.StatusOK, body: legacyAnswer{
+		return outcome{status: status, body: legacyAnswer{
 			Action: "post", Application: applicationUUID, Params: map[string]any{},
 			URI: origin + b.prefix, Entities: []any{}, Data: data,
 			Timestamp: now.UnixMilli(), Organization: b.org, ApplicationName: b.appName(),
 		}}
 	}
-	return outcome{status: http.StatusOK, body: sendAnswer{
+	return outcome{status: status, body: sendAnswer{
 		Path: ep.path, URI: origin + b.prefix + ep.path, Timestamp: now.UnixMilli(),
 		Organization: b.org, Application: applicationUUID, Action: "post", Data: data,
 		ApplicationName: b.appName(),
 	}}
+}
+
+// redirectAnswer is the body of a redirect fault's answer.
+type redirectAnswer struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Location    string `json:"location"`
+	Timestamp   int64  `json:"timestamp"`
+}
+
+// redirect is the answer of a redirect fault to the trap: Location is the
+// trap URL and path, or noTrapURL without a trap. s.mu is held.
+func (s *Server) redirect(status int, path string, now time.Time) outcome {
+	loc := noTrapURL
+	if s.trapURL != "" {
+		loc = s.trapURL + path
+	}
+	return outcome{status: status, location: loc, body: redirectAnswer{
+		Error: "moved", Description: "The resource has moved", Location: loc, Timestamp: now.UnixMilli(),
+	}}
+}
+
+// distinct returns ids without repeats, in the order they first appear.
+func distinct(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// undelivered draws the recipients that a partial_deliver fault leaves
+// out: a random non-empty subset of the distinct IDs in to that spares a
+// non-empty one, or all of them when there is one. s.mu is held.
+func (s *Server) undelivered(to []string) map[string]bool {
+	ids := distinct(to)
+	skip := make(map[string]bool, len(ids))
+	keep := 0
+	if len(ids) > 1 {
+		keep = 1 + s.rng.IntN(len(ids)-1)
+	}
+	for i, p := range s.rng.Perm(len(ids)) {
+		if i >= keep {
+			skip[ids[p]] = true
+		}
+	}
+	return skip
+}
+
+// leaveOut deletes a random non-empty subset of the keys of data, which
+// are the distinct IDs of to (or the scope of a directed call), for a
+// partial fault; s.mu is held.
+func (s *Server) leaveOut(data map[string]string, to []string) {
+	if len(data) <= 1 {
+		clear(data)
+		return
+	}
+	keys := slices.DeleteFunc(distinct(to), func(k string) bool { _, ok := data[k]; return !ok })
+	drop := 1 + s.rng.IntN(len(keys))
+	for _, p := range s.rng.Perm(len(keys))[:drop] {
+		delete(data, keys[p])
+	}
 }
 
 // appName is the applicationName of an answer: none in the /app-id/
@@ -432,34 +610,51 @@ func (b base) appName() string {
 	return b.app
 }
 
-// deliver records the deliveries of an admitted call and returns the data
-// of its answer: a new message ID per ID in to, or "success" per legacy
-// target.
-func (s *Server) deliver(ep *endpoint, req *request, now time.Time) map[string]string {
+// deliver records the deliveries of an admitted call, but to the IDs in
+// skip, and returns the data of its answer: a new message ID per ID in to
+// that was delivered, or "success" per legacy target. A directed call
+// issues one ID for its group or room, which all its members get.
+func (s *Server) deliver(ep *endpoint, req *request, now time.Time, skip map[string]bool) map[string]string {
 	ks := s.kinds[ep.kind]
-	data := make(map[string]string, len(req.to))
-	for _, id := range req.to {
-		if ep.legacy {
-			data[id] = "success"
-			continue
-		}
-		s.lastID++
-		data[id] = strconv.FormatUint(s.lastID, 10)
-	}
 	msg, ok := s.messages[req.digest]
 	if !ok {
 		msg = uint32(len(s.messages))
 		s.messages[req.digest] = msg
 	}
-	for _, id := range req.recipients(ep) {
-		if s.receive(deliveryKey{ep.kind, req.scope, id}, msg) {
+	receive := func(recipient, id string) {
+		k := deliveryKey{ep.kind, req.scope, recipient}
+		if s.receive(k, msg) {
 			s.stats.Duplicates++
 			ks.Duplicates++
+		}
+		if s.keepIDs {
+			s.ids[k] = append(s.ids[k], id)
 		}
 		s.stats.Delivered++
 		ks.Delivered++
 		if ep.kind == KindRooms {
-			s.roomReceive(ks, id, now)
+			s.roomReceive(ks, recipient, now)
+		}
+	}
+	data := make(map[string]string, len(req.to))
+	for _, to := range req.to {
+		if skip[to] {
+			continue
+		}
+		id := "success"
+		if !ep.legacy {
+			s.lastID++
+			id = strconv.FormatUint(s.lastID, 10)
+		}
+		data[to] = id
+		if !ep.directed {
+			receive(to, id)
+		}
+	}
+	if ep.directed {
+		id := data[req.scope]
+		for _, u := range req.users {
+			receive(u, id)
 		}
 	}
 	return data
@@ -500,11 +695,28 @@ func (s *Server) roomReceive(ks *KindStats, room string, now time.Time) {
 	ks.RoomDrops++
 }
 
+// refusal builds the answer of a failed call, not yet counted, with the
+// Retry-After of the faults; s.mu is held.
+func (s *Server) refusal(e *apiError, now time.Time) outcome {
+	e.body.Timestamp = now.UnixMilli()
+	o := outcome{status: e.status, body: e.body}
+	if e.status == http.StatusTooManyRequests || e.status == http.StatusServiceUnavailable {
+		o.retryAfter = s.faults.retryAfter()
+	}
+	return o
+}
+
+// refuse is refusal with the lock taken.
+func (s *Server) refuse(e *apiError) outcome {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusal(e, s.now())
+}
+
 // failed counts and builds the answer of a failed call; s.mu is held.
 func (s *Server) failed(ep *endpoint, e *apiError, now time.Time) outcome {
 	s.countResponse(ep, e.status)
-	e.body.Timestamp = now.UnixMilli()
-	return outcome{status: e.status, body: e.body}
+	return s.refusal(e, now)
 }
 
 // fail counts and sends the answer of a failed call; ep may be nil.
@@ -512,7 +724,7 @@ func (s *Server) fail(w http.ResponseWriter, ep *endpoint, e *apiError) {
 	s.mu.Lock()
 	o := s.failed(ep, e, s.now())
 	s.mu.Unlock()
-	writeJSON(w, o.status, o.body)
+	o.write(w)
 }
 
 // countResponse counts an answer; s.mu is held and ep may be nil.
@@ -523,10 +735,12 @@ func (s *Server) countResponse(ep *endpoint, status int) {
 	}
 }
 
-// countFault counts an injected fault; s.mu is held.
+// countFault counts an injected fault; s.mu is held and ep may be nil.
 func (s *Server) countFault(ep *endpoint, name string) {
 	s.stats.Faults[name]++
-	s.kinds[ep.kind].Faults[name]++
+	if ep != nil {
+		s.kinds[ep.kind].Faults[name]++
+	}
 }
 
 // resetConn drops the connection with a TCP reset and no answer.

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRouting(t *testing.T) {
@@ -195,12 +197,23 @@ func TestFaultsEndpoint(t *testing.T) {
 	}{
 		{"set with a duration string", `{"error_before": 1, "latency": "1ms"}`, 200, Faults{ErrorBefore: 1, Latency: 1000000}},
 		{"latency in nanoseconds", `{"reset_after": 0.25, "latency": 2000000}`, 200, Faults{ResetAfter: 0.25, Latency: 2000000}},
+		{"new durations as strings", `{"latency_jitter": "5ms", "retry_after": "1.5s", "no_retry_after": true}`, 200,
+			Faults{LatencyJitter: 5 * time.Millisecond, RetryAfter: 1500 * time.Millisecond, NoRetryAfter: true}},
+		{"new durations in nanoseconds", `{"latency_jitter": 7, "retry_after": 2500000000}`, 200, Faults{LatencyJitter: 7, RetryAfter: 2500 * time.Millisecond}},
+		{"new faults", `{"created": 0.1, "accepted": 0.1, "no_content": 0.1, "partial": 0.1, "partial_deliver": 0.1, "redirect": 0.1, "stall_after": 0.1, "token_redirect": 1}`, 200,
+			Faults{Created: 0.1, Accepted202: 0.1, NoContent: 0.1, Partial: 0.1, PartialDeliver: 0.1, Redirect: 0.1, StallAfter: 0.1, TokenRedirect: 1}},
 		{"absent fields are cleared", `{"unavailable": 0.5}`, 200, Faults{Unavailable: 0.5}},
 		{"misspelt fault", `{"error_befor": 1}`, 400, Faults{Unavailable: 0.5}},
 		{"probability above 1", `{"error_before": 2}`, 400, Faults{Unavailable: 0.5}},
 		{"negative latency", `{"latency": "-1s"}`, 400, Faults{Unavailable: 0.5}},
 		{"bad duration", `{"latency": "soon"}`, 400, Faults{Unavailable: 0.5}},
 		{"not JSON", `{`, 400, Faults{Unavailable: 0.5}},
+		{"negative jitter", `{"latency_jitter": "-1ms"}`, 400, Faults{Unavailable: 0.5}},
+		{"negative retry_after", `{"retry_after": -5}`, 400, Faults{Unavailable: 0.5}},
+		{"bad retry_after", `{"retry_after": "later"}`, 400, Faults{Unavailable: 0.5}},
+		{"stall_after above 1", `{"stall_after": 1.5}`, 400, Faults{Unavailable: 0.5}},
+		{"negative token_redirect", `{"token_redirect": -0.1}`, 400, Faults{Unavailable: 0.5}},
+		{"misspelt new fault", `{"partial_delivery": 0.5}`, 400, Faults{Unavailable: 0.5}},
 		{"cleared", `{}`, 200, Faults{}},
 	}
 	for _, c := range cases {
@@ -302,6 +315,13 @@ func TestFaultsValidate(t *testing.T) {
 		{"negative", Faults{Unavailable: -0.1}, false},
 		{"above 1", Faults{ResetAfter: 1.5}, false},
 		{"negative latency", Faults{Latency: -1}, false},
+		{"new faults at bounds", Faults{Created: 1, Accepted202: 1, NoContent: 1, Partial: 1, PartialDeliver: 1, Redirect: 1, StallAfter: 1,
+			TokenRedirect: 1, LatencyJitter: 1, RetryAfter: 1}, true},
+		{"stall_after above 1", Faults{StallAfter: 1.01}, false},
+		{"redirect negative", Faults{Redirect: -0.5}, false},
+		{"token_redirect NaN", Faults{TokenRedirect: math.NaN()}, false},
+		{"negative jitter", Faults{LatencyJitter: -1}, false},
+		{"negative retry_after", Faults{RetryAfter: -time.Second}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,11 +10,11 @@ import (
 type Stats struct {
 	Requests   int                   `json:"requests"`   // every HTTP request but those to /_emulator/
 	Calls      int                   `json:"calls"`      // POSTs to a message path, whatever the answer
-	Accepted   int                   `json:"accepted"`   // calls that delivered (200, error_after, reset_after)
+	Accepted   int                   `json:"accepted"`   // calls admitted and charged to the quotas: all but those refused by a quota or by a fault that delivers nothing (redirect included)
 	Delivered  int                   `json:"delivered"`  // deliveries recorded, one per recipient
 	Duplicates int                   `json:"duplicates"` // deliveries of a message to a recipient that already had it
 	RoomDrops  int                   `json:"room_drops"` // room messages beyond 20 per room per second (answered 200)
-	Responses  map[int]int           `json:"responses"`  // answers by HTTP status, of every endpoint; a reset connection sends none
+	Responses  map[int]int           `json:"responses"`  // answers by HTTP status, of every endpoint, counted as they are sent (a message call's once its latency is over or the client gave up); a reset or stalled connection sends none
 	Faults     map[string]int        `json:"faults"`     // injected faults by name (latency included)
 	Kinds      map[string]KindStats  `json:"kinds"`      // per message endpoint kind
 	Limits     map[string]KindLimits `json:"limits"`     // the effective caps and quotas per kind, KindToken and KindUpload included
@@ -23,6 +23,7 @@ type Stats struct {
 	TokensIssued     int `json:"tokens_issued"`     // tokens issued (answered 200)
 	Uploads          int `json:"uploads"`           // files stored by POST /chatfiles (answered 200)
 	DuplicateUploads int `json:"duplicate_uploads"` // uploads of content that an earlier upload stored already
+	TrapRequests     int `json:"trap_requests"`     // requests received by the trap (see Running.TrapURL)
 }
 
 // KindStats counts the calls of one endpoint kind.

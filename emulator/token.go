@@ -49,12 +49,21 @@ type tokenAnswer struct {
 	Application string `json:"application"`
 }
 
-// serveToken answers POST {base}/token. The checks run in this order:
-// malformed JSON, client_id, client_secret, grant_type, credentials, quota.
-// Only an issued token uses quota.
+// serveToken answers POST {base}/token. The token_redirect fault comes
+// first; then the checks run in this order: malformed JSON, client_id,
+// client_secret, grant_type, credentials, quota. Only an issued token uses
+// quota.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.TokenRequests++
+	if p := s.faults.TokenRedirect; p > 0 && s.rng.Float64() < p {
+		s.countFault(nil, FaultTokenRedirect)
+		o := s.redirect(http.StatusTemporaryRedirect, "/token", s.now())
+		s.countResponse(nil, o.status)
+		s.mu.Unlock()
+		o.write(w)
+		return
+	}
 	s.mu.Unlock()
 
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenBody))
@@ -162,7 +171,7 @@ func (s *Server) takeCall(w http.ResponseWriter, q *quota) (time.Time, bool) {
 	if !q.w.fits(now, 1) {
 		o := s.failed(nil, errAPILimit(), now)
 		s.mu.Unlock()
-		writeJSON(w, o.status, o.body)
+		o.write(w)
 		return now, false
 	}
 	q.w.add(now, 1)
