@@ -73,8 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // exitCode maps an error to the exit code SPEC.md gives it.
 func exitCode(err error) int {
 	var invalid *planner.InvalidError
+	var elsewhere *job.SentElsewhereError
 	switch {
-	case errors.As(err, &invalid):
+	case errors.As(err, &invalid), errors.As(err, &elsewhere):
 		return exitInvalid
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
@@ -120,7 +121,17 @@ func fakeServerCommand() *cli.Command {
 			&cli.Float64Flag{Name: "fail-500-before", Usage: "answer this `FRACTION` of calls 500 without delivering"},
 			&cli.Float64Flag{Name: "fail-500-after", Usage: "deliver, then answer this `FRACTION` of calls 500"},
 			&cli.Float64Flag{Name: "reset-after", Usage: "deliver, then reset the connection of this `FRACTION` of calls"},
-			&cli.DurationFlag{Name: "latency", Usage: "add `DURATION` before handling each call"},
+			&cli.Float64Flag{Name: "answer-201", Usage: "deliver, then answer this `FRACTION` of calls 201"},
+			&cli.Float64Flag{Name: "answer-202", Usage: "deliver, then answer this `FRACTION` of calls 202"},
+			&cli.Float64Flag{Name: "answer-204", Usage: "deliver, then answer this `FRACTION` of calls 204 with no body"},
+			&cli.Float64Flag{Name: "partial", Usage: "deliver, then leave some recipients out of the data of this `FRACTION` of answers"},
+			&cli.Float64Flag{Name: "partial-deliver", Usage: "deliver to only some recipients of this `FRACTION` of calls, naming those"},
+			&cli.Float64Flag{Name: "redirect", Usage: "answer this `FRACTION` of calls with a redirect to a trap listener"},
+			&cli.Float64Flag{Name: "token-redirect", Usage: "answer this `FRACTION` of POST /token with a redirect to a trap listener"},
+			&cli.Float64Flag{Name: "stall-after", Usage: "deliver, then never answer this `FRACTION` of calls"},
+			&cli.DurationFlag{Name: "latency", Usage: "answer each call `DURATION` after it arrived (it is counted on arrival)"},
+			&cli.DurationFlag{Name: "latency-jitter", Usage: "add a random delay of up to `DURATION`, drawn per call, to the latency"},
+			&cli.DurationFlag{Name: "retry-after", Usage: "the Retry-After of 429 and 503 answers, `DURATION` in whole seconds (default 1s)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the fault draws"},
 			&cli.DurationFlag{Name: "token-ttl", Usage: "lifetime of the app tokens POST /token issues (default 24h)"},
 		},
@@ -136,15 +147,28 @@ func fakeServerCommand() *cli.Command {
 					ErrorBefore:     c.Float64("fail-500-before"),
 					ErrorAfter:      c.Float64("fail-500-after"),
 					ResetAfter:      c.Float64("reset-after"),
+					Created:         c.Float64("answer-201"),
+					Accepted202:     c.Float64("answer-202"),
+					NoContent:       c.Float64("answer-204"),
+					Partial:         c.Float64("partial"),
+					PartialDeliver:  c.Float64("partial-deliver"),
+					Redirect:        c.Float64("redirect"),
+					TokenRedirect:   c.Float64("token-redirect"),
+					StallAfter:      c.Float64("stall-after"),
 					Latency:         c.Duration("latency"),
+					LatencyJitter:   c.Duration("latency-jitter"),
+					RetryAfter:      c.Duration("retry-after"),
 				},
+			}
+			if err := cfg.Faults.Validate(); err != nil {
+				return err
 			}
 			srv, err := emulator.Listen(c.String("addr"), cfg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.ErrWriter, "fake-server listening on %s\n  base URLs: %s/{org}/{app} and %s/app-id/{app_id}\n  stats: %s/_emulator/stats\n  stop with Ctrl-C\n",
-				srv.URL, srv.URL, srv.URL, srv.URL)
+			fmt.Fprintf(c.App.ErrWriter, "fake-server listening on %s\n  base URLs: %s/{org}/{app} and %s/app-id/{app_id}\n  stats: %s/_emulator/stats\n  redirects point to the trap %s\n  stop with Ctrl-C\n",
+				srv.URL, srv.URL, srv.URL, srv.URL, srv.TrapURL)
 			<-c.Context.Done()
 			return srv.Close()
 		},
@@ -248,6 +272,7 @@ func runCommand() *cli.Command {
 			stateFlag(),
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once"},
 			&cli.BoolFlag{Name: "resend-uncertain", Usage: "send again deliveries the ledger holds as uncertain (they may arrive twice)"},
+			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 		),
@@ -285,12 +310,15 @@ func runCommand() *cli.Command {
 			}
 			progress := job.NewProgress(chatapi.Kinds)
 			var stopWatch func()
-			res, err := job.RunCampaign(c.Context, camp, store.Campaign(name), sender, job.CampaignConfig{
+			res, err := job.RunCampaign(c.Context, camp, store, sender, job.CampaignConfig{
 				Config: job.Config{
-					Workers:  c.Int("workers"),
-					Quotas:   quotas,
-					DedupExt: c.Bool("dedup-ext"),
-					Progress: progress,
+					Workers:      c.Int("workers"),
+					Quotas:       quotas,
+					DedupExt:     c.Bool("dedup-ext"),
+					Progress:     progress,
+					Campaign:     name,
+					Named:        c.String("campaign") != "",
+					StallTimeout: c.Duration("stall-timeout"),
 				},
 				ResendUncertain: c.Bool("resend-uncertain"),
 				Started: func(p *planner.Plan) {

@@ -44,6 +44,7 @@ func ParseState(name string) (State, error) {
 // the recipients of one call, with the call's outcome.
 type Record struct {
 	Seq      uint64 // set by Begin
+	Campaign string // the campaign it belongs to: not encoded, its bucket names it
 	Kind     string
 	Scope    string
 	Digest   [32]byte // the message's

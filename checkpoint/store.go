@@ -192,6 +192,7 @@ func seqKey(seq uint64) []byte {
 // before the request is written.
 func (c *Campaign) Begin(r *Record) error {
 	r.State = InFlight
+	r.Campaign = c.Name()
 	return c.put(r, func(tx *bolt.Tx, b *bolt.Bucket) error {
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -210,12 +211,46 @@ func (c *Campaign) Begin(r *Record) error {
 }
 
 // Finish durably records r's outcome (its State, IDs, Error) over the
-// record Begin wrote. Call it once the answer is in.
-func (c *Campaign) Finish(r *Record) error {
+// record Begin wrote. Call it once the answer is in. Each of parts is a
+// share of the recipients Begin wrote that had another outcome (those a
+// 200 answer left out): it is written as a new record in the same
+// transaction, so that no crash or failed write leaves any recipient of
+// the batch in flight once r says the call is answered.
+func (c *Campaign) Finish(r *Record, parts ...*Record) error {
 	if r.Seq == 0 {
 		return errors.New("finish: record was never begun")
 	}
-	return c.put(r, nil)
+	if len(parts) == 0 {
+		return c.put(r, nil)
+	}
+	for _, p := range parts {
+		p.Campaign = c.Name()
+		if p.Time.IsZero() {
+			p.Time = time.Now()
+		}
+	}
+	return c.put(r, func(tx *bolt.Tx, b *bolt.Bucket) error {
+		for _, p := range parts {
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			p.Seq = seq
+			if err := b.Put(seqKey(p.Seq), p.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Begin is Campaign.Begin for the campaign r names.
+func (s *Store) Begin(r *Record) error { return s.Campaign(r.Campaign).Begin(r) }
+
+// Finish is Campaign.Finish for the campaign r names; parts belong to it
+// too.
+func (s *Store) Finish(r *Record, parts ...*Record) error {
+	return s.Campaign(r.Campaign).Finish(r, parts...)
 }
 
 // put writes r under its sequence number, stamped now if it has no time,
@@ -296,6 +331,7 @@ func (c *Campaign) records(full bool, fn func(Record) error) error {
 			if err != nil {
 				return err
 			}
+			r.Campaign = c.Name()
 			return fn(r)
 		})
 	})

@@ -97,8 +97,8 @@ func pacingRun(b *testing.B, kind chatapi.Kind, scale float64, seconds int) {
 	}
 	store, camp := openCampaign(b, dir, path)
 	sender := &timedSender{Sender: client}
-	res, err := job.RunCampaign(context.Background(), camp, store.Campaign("pacing"), sender, job.CampaignConfig{
-		Config: job.Config{Quotas: quotas},
+	res, err := job.RunCampaign(context.Background(), camp, store, sender, job.CampaignConfig{
+		Config: job.Config{Quotas: quotas, Campaign: "pacing"},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -191,7 +191,7 @@ func BenchmarkResumeToFirstSend(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		sender := &firstSend{cancel: cancel}
 		start := time.Now()
-		_, err := job.RunCampaign(ctx, camp, led, sender, job.CampaignConfig{Config: job.Config{Quotas: quotas}})
+		_, err := job.RunCampaign(ctx, camp, store, sender, job.CampaignConfig{Config: job.Config{Quotas: quotas, Campaign: "users"}})
 		cancel()
 		if !errors.Is(err, context.Canceled) || sender.at.IsZero() {
 			b.Fatalf("run: %v, first send at %v", err, sender.at)

@@ -2,7 +2,10 @@ package job
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"imcast/chatapi"
@@ -10,11 +13,13 @@ import (
 	"imcast/planner"
 )
 
-// CampaignLedger is the ledger of one campaign as a run needs it.
-type CampaignLedger interface {
+// Store is the ledger file as a campaign run needs it: the records of
+// every campaign it holds, and the uploads.
+type Store interface {
 	Ledger
-	Resume() (*checkpoint.Deliveries, error)
-	SetPlanned(n int64) error
+	UploadLedger
+	Campaigns() ([]string, error)
+	Campaign(name string) *checkpoint.Campaign
 }
 
 // CampaignConfig says how to run a campaign.
@@ -42,15 +47,93 @@ func (r *Result) Complete() bool {
 	return r.HeldUncertain == 0 && sent == r.Plan.Total.Pending
 }
 
+// ledgerState is what the ledger holds of the campaigns a run touches,
+// read as each is first met.
+type ledgerState struct {
+	store  Store
+	mu     sync.Mutex
+	byName map[string]*checkpoint.Deliveries
+}
+
+// of returns the deliveries of campaign name, readied for a new run:
+// batches a dead run left in flight are marked uncertain first.
+func (l *ledgerState) of(name string) (*checkpoint.Deliveries, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := l.byName[name]; d != nil {
+		return d, nil
+	}
+	d, err := l.store.Campaign(name).Resume()
+	if err != nil {
+		return nil, fmt.Errorf("campaign %s: %w", name, err)
+	}
+	l.byName[name] = d
+	return d, nil
+}
+
+// elsewhere is every other campaign of the ledger, read but left as it is,
+// to find deliveries a renamed or copied file would send again.
+type elsewhere struct {
+	names  []string
+	states []*checkpoint.Deliveries
+	found  map[string]int64 // deliveries of this run each campaign already holds
+}
+
+func loadElsewhere(store Store, self string) (*elsewhere, error) {
+	names, err := store.Campaigns()
+	if err != nil {
+		return nil, err
+	}
+	e := &elsewhere{found: map[string]int64{}}
+	for _, name := range names {
+		if name == self {
+			continue
+		}
+		d, err := store.Campaign(name).Load()
+		if err != nil {
+			return nil, fmt.Errorf("campaign %s: %w", name, err)
+		}
+		e.names = append(e.names, name)
+		e.states = append(e.states, d)
+	}
+	return e, nil
+}
+
+// check counts the delivery against each campaign that holds it as sent, or
+// possibly sent.
+func (e *elsewhere) check(m *planner.Message, to string) {
+	for i, d := range e.states {
+		switch d.State(string(m.Kind), m.Scope, m.Digest, to) {
+		case checkpoint.Sent, checkpoint.Uncertain:
+			e.found[e.names[i]]++
+		}
+	}
+}
+
 // RunCampaign runs what the ledger has not yet recorded as sent: it marks
 // batches left in flight by a dead run uncertain, skips deliveries sent
 // (and uncertain ones unless ResendUncertain), and sends the rest. Failed
 // deliveries are sent again: the server refused them, so none of them was
 // delivered.
-func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLedger, sender Sender, cfg CampaignConfig) (*Result, error) {
-	done, err := ledger.Resume()
-	if err != nil {
+//
+// Deliveries go to the campaign cfg.Campaign, or to the one their rows name
+// (a report fed back) unless cfg.Named. Without cfg.Named, a run whose
+// deliveries another campaign of the ledger already holds as sent (a
+// renamed or copied file) sends nothing and returns a *SentElsewhereError.
+func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Result, error) {
+	if cfg.Campaign == "" {
+		return nil, fmt.Errorf("no campaign name")
+	}
+	ledger := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
+	if _, err := ledger.of(cfg.Campaign); err != nil {
 		return nil, err
+	}
+	var others *elsewhere
+	if !cfg.Named {
+		var err error
+		if others, err = loadElsewhere(store, cfg.Campaign); err != nil {
+			return nil, err
+		}
 	}
 	// toSend says whether a delivery in state st is sent by this run.
 	toSend := func(st checkpoint.State) bool {
@@ -62,26 +145,54 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 		}
 		return true
 	}
-	pending := func(m *planner.Message, to string) (bool, error) {
-		return toSend(done.State(string(m.Kind), m.Scope, m.Digest, to)), nil
+	state := func(m *planner.Message, to string) (checkpoint.State, error) {
+		d, err := ledger.of(cfg.campaignOf(m))
+		if err != nil {
+			return 0, err
+		}
+		return d.State(string(m.Kind), m.Scope, m.Digest, to), nil
 	}
 	res := &Result{}
+	planned := map[string]int64{}
 	plan, err := camp.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
-		st := done.State(string(m.Kind), m.Scope, m.Digest, to)
+		planned[cfg.campaignOf(m)]++
+		st, err := state(m, to)
+		if err != nil {
+			return false, err
+		}
 		switch {
 		case st == checkpoint.Sent:
 			res.AlreadySent++
 		case st == checkpoint.Uncertain && !cfg.ResendUncertain:
 			res.HeldUncertain++
 		}
-		return toSend(st), nil
+		send := toSend(st)
+		if send && others != nil && m.Campaign == "" {
+			others.check(m, to)
+		}
+		return send, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if others != nil && len(others.found) > 0 {
+		return nil, &SentElsewhereError{Campaign: cfg.Campaign, Found: others.found}
+	}
 	res.Plan = plan
-	if err := ledger.SetPlanned(plan.Total.Recipients); err != nil {
-		return nil, err
+	for _, name := range slices.Sorted(maps.Keys(planned)) {
+		c := store.Campaign(name)
+		n := planned[name]
+		if name != cfg.Campaign {
+			// a report fed back holds a part of its campaign only
+			old, err := c.Planned()
+			if err != nil {
+				return nil, err
+			}
+			n = max(n, old)
+		}
+		if err := c.SetPlanned(n); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Kinds = nil
 	for _, kp := range plan.Kinds {
@@ -93,10 +204,8 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 		cfg.Progress = NewProgress(chatapi.Kinds)
 	}
 	if cfg.Prepare == nil {
-		up, ok1 := sender.(Uploader)
-		ul, ok2 := ledger.(UploadLedger)
-		if ok1 && ok2 {
-			cfg.Prepare = Uploads(up, ul)
+		if up, ok := sender.(Uploader); ok {
+			cfg.Prepare = Uploads(up, store)
 		}
 	}
 	if cfg.Started != nil {
@@ -107,19 +216,19 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, ledger CampaignLed
 			if !slices.Contains(kinds, m.Kind) {
 				return false, nil
 			}
-			return pending(m, to)
+			st, err := state(m, to)
+			return toSend(st), err
 		}, emit)
 	}
 	start := time.Now()
-	res.Progress, err = Run(ctx, cfg.Config, src, sender, ledger)
+	res.Progress, err = Run(ctx, cfg.Config, src, sender, store)
 	res.Elapsed = time.Since(start)
 	return res, err
 }
 
 // The ledger and the API client are what a run needs.
 var (
-	_ CampaignLedger = (*checkpoint.Campaign)(nil)
-	_ UploadLedger   = (*checkpoint.Campaign)(nil)
-	_ Sender         = (*chatapi.Client)(nil)
-	_ Uploader       = (*chatapi.Client)(nil)
+	_ Store    = (*checkpoint.Store)(nil)
+	_ Sender   = (*chatapi.Client)(nil)
+	_ Uploader = (*chatapi.Client)(nil)
 )

@@ -1,6 +1,13 @@
 package job
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
 
 // ErrUnauthorized stops a run when the server refuses the app token even
 // after a refresh, or the client credentials: no call can succeed until
@@ -10,3 +17,51 @@ var ErrUnauthorized = errors.New("the server refused the credentials")
 // ErrNoUploader is returned for a message with a file to upload when the
 // run has no way to upload it.
 var ErrNoUploader = errors.New("a message has a file to upload, but no uploader is configured")
+
+// ErrUnreachable stops a run when no call was answered for too long: the
+// host refuses connections, cannot be found or does not answer. It comes
+// wrapped in an *UnreachableError naming the host.
+var ErrUnreachable = errors.New("no answer from the host")
+
+// UnreachableError says which host gave no answer, for how long, and the
+// last error seen.
+type UnreachableError struct {
+	Host     string
+	For      time.Duration
+	Answered bool  // whether any call of the run was answered before
+	Last     error // the last failure, nil if none came back yet
+}
+
+func (e *UnreachableError) Error() string {
+	what := "no call of this run was answered"
+	if e.Answered {
+		what = "no call was answered"
+	}
+	msg := fmt.Sprintf("%s: %s for %s", e.Host, what, e.For.Round(time.Second))
+	if e.Last != nil {
+		msg += "; last error: " + e.Last.Error()
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, ErrUnreachable) hold.
+func (e *UnreachableError) Unwrap() error { return ErrUnreachable }
+
+// SentElsewhereError refuses a run, before anything is sent, whose
+// deliveries other campaigns of the ledger already hold as sent (or as
+// possibly sent): the campaign file was renamed or copied. Naming the
+// campaign with --campaign sends them again on purpose.
+type SentElsewhereError struct {
+	Campaign string           // the run's
+	Found    map[string]int64 // by other campaign: how many of the run's deliveries it holds
+}
+
+func (e *SentElsewhereError) Error() string {
+	names := slices.Sorted(maps.Keys(e.Found))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("campaign %q already holds %d of them as sent", n, e.Found[n])
+	}
+	return fmt.Sprintf("%s; nothing was sent (a renamed or copied file?). To send them again on purpose, name the campaign: --campaign %s",
+		strings.Join(parts, ", "), e.Campaign)
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,10 +25,12 @@ type Sender interface {
 	Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error)
 }
 
-// Ledger records each batch durably before and after its call.
+// Ledger records each batch durably before and after its call, in the
+// campaign the record names. Finish writes r's outcome and, in the same
+// transaction, parts: shares of r's recipients that had another outcome.
 type Ledger interface {
 	Begin(r *checkpoint.Record) error
-	Finish(r *checkpoint.Record) error
+	Finish(r *checkpoint.Record, parts ...*checkpoint.Record) error
 }
 
 // Source emits the batches still to send of some kinds, in order. Run calls
@@ -52,6 +55,26 @@ type Config struct {
 	DedupExt    bool           // add ext.imcast_dedup, stable per message
 	Prepare     Preparer       // nil: messages with a file fail the run with ErrNoUploader
 	Progress    *Progress      // counters updated as the run goes; nil: Run makes its own
+	// Campaign is the ledger campaign of messages whose rows name none;
+	// with Named, of every message (the user gave it).
+	Campaign string
+	Named    bool
+	// Host names the API host in errors; "" asks the sender (Host()).
+	Host string
+	// Unreachable is how long a run that has had no answer at all goes on
+	// failing to reach the host before it stops; 0: 10 s.
+	Unreachable time.Duration
+	// StallTimeout is how long a run that has had answers goes on with none
+	// before it stops; 0: 5 min.
+	StallTimeout time.Duration
+}
+
+// campaignOf is the ledger campaign of m's deliveries.
+func (c *Config) campaignOf(m *planner.Message) string {
+	if m.Campaign == "" || c.Named {
+		return c.Campaign
+	}
+	return m.Campaign
 }
 
 // DedupKey is the ext key --dedup-ext adds. Its value is the same for every
@@ -125,7 +148,14 @@ type runner struct {
 
 	prepMu   sync.Mutex
 	prepared map[[32]byte]*preparedMsg
-	stored   sync.Map // digests whose message the ledger was given
+	stored   sync.Map // campaign and digest (storedKey) of each message the ledger was given
+	health   health
+}
+
+// storedKey names a message stored in one campaign of the ledger.
+type storedKey struct {
+	campaign string
+	digest   [32]byte
 }
 
 type preparedMsg struct {
@@ -158,6 +188,15 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	if cfg.Progress == nil {
 		cfg.Progress = NewProgress(cfg.Kinds)
 	}
+	if cfg.Unreachable <= 0 {
+		cfg.Unreachable = 10 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 5 * time.Minute
+	}
+	if h, ok := sender.(interface{ Host() string }); ok && cfg.Host == "" {
+		cfg.Host = h.Host()
+	}
 	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
 
@@ -174,7 +213,23 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 		e.kinds = append(e.kinds, k)
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	// The watchdog stops the run, and cuts short the calls in flight, when
+	// the host gives no answer; a signal (ctx) stops dispatching only and
+	// lets the calls in flight finish.
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	sendCtx, abort := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abort(nil)
+	watched := make(chan struct{})
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		if err := r.watch(runCtx, watched); err != nil {
+			stop(err)
+			abort(err)
+		}
+	}()
+	g, gctx := errgroup.WithContext(runCtx)
 	for _, e := range order {
 		queue := make(chan planner.Batch, cfg.Workers)
 		g.Go(func() error {
@@ -192,19 +247,89 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 			}
 			return err
 		})
-		g.Go(func() error { return r.dispatch(gctx, g, e, queue) })
+		g.Go(func() error { return r.dispatch(gctx, sendCtx, g, e, queue) })
 	}
 	err := g.Wait()
+	close(watched)
+	<-watching
+	if cause := context.Cause(runCtx); err == nil && errors.Is(cause, ErrUnreachable) {
+		err = cause
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	return r.progress, err
 }
 
+// health tracks whether the host answers.
+type health struct {
+	mu       sync.Mutex
+	answered bool      // some call of the run was answered
+	waiting  time.Time // since when calls have gone unanswered; zero: none started since the last answer
+	last     error     // the last failure since the last answer
+}
+
+// sending notes a call going out.
+func (h *health) sending(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.waiting.IsZero() {
+		h.waiting = now
+	}
+}
+
+// done notes what came of a call: any HTTP answer, a refusal included,
+// shows the host is there.
+func (h *health) done(err error) {
+	var e *chatapi.Error
+	answered := err == nil || (errors.As(err, &e) && e.Status != 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if answered {
+		h.answered, h.waiting, h.last = true, time.Time{}, nil
+	} else {
+		h.last = err
+	}
+}
+
+// watch returns an *UnreachableError once calls have gone unanswered for
+// cfg.Unreachable (no answer yet in the run) or cfg.StallTimeout, or nil
+// when ctx ends or done is closed.
+func (r *runner) watch(ctx context.Context, done <-chan struct{}) error {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			return nil
+		case now := <-tick.C:
+			h := &r.health
+			h.mu.Lock()
+			limit := r.cfg.Unreachable
+			if h.answered {
+				limit = r.cfg.StallTimeout
+			}
+			var err error
+			if !h.waiting.IsZero() && now.Sub(h.waiting) >= limit {
+				err = &UnreachableError{Host: r.cfg.Host, For: now.Sub(h.waiting), Answered: h.answered, Last: h.last}
+			}
+			h.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // dispatch feeds one endpoint's batches to the workers: retries whose time
 // has come first, then the queue. It returns when both are empty and no
 // call of the endpoint is running, or when ctx is cancelled.
-func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, queue <-chan planner.Batch) error {
+//
+// Calls are sent with sendCtx, which a signal does not cancel: a call that
+// went out is let finish and be recorded.
+func (r *runner) dispatch(ctx, sendCtx context.Context, g *errgroup.Group, e *endpoint, queue <-chan planner.Batch) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -272,7 +397,7 @@ func (r *runner) dispatch(ctx context.Context, g *errgroup.Group, e *endpoint, q
 				e.mu.Unlock()
 				e.signal()
 			}()
-			return r.call(ctx, e, b, at)
+			return r.call(ctx, sendCtx, e, b, at)
 		})
 	}
 }
@@ -290,8 +415,10 @@ func (e *endpoint) book(now time.Time, it item) (item, time.Time) {
 	}
 	at, n := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
 	if n < len(to) {
-		e.carry(item{batch: planner.Batch{Message: m, To: to[n:]}, attempts: it.attempts})
-		it.batch.To = to[:n]
+		// Each part owns its recipients: the carried part grows by
+		// append, and must never write into the part booked here.
+		e.carry(item{batch: planner.Batch{Message: m, To: slices.Clone(to[n:])}, attempts: it.attempts})
+		it.batch.To = slices.Clone(to[:n])
 	}
 	return it, at
 }
@@ -304,7 +431,7 @@ func (e *endpoint) carry(rest item) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.carried
-	if c == nil || c.batch.Message.Digest != rest.batch.Message.Digest {
+	if c == nil || c.batch.Message.Key() != rest.batch.Message.Key() {
 		if c != nil {
 			e.retries = append(e.retries, *c)
 		}
@@ -313,9 +440,9 @@ func (e *endpoint) carry(rest item) {
 	}
 	c.batch.To = append(c.batch.To, rest.batch.To...)
 	if limit := c.batch.Message.Kind.MaxPerCall(); len(c.batch.To) >= limit {
-		e.retries = append(e.retries, item{batch: planner.Batch{Message: c.batch.Message, To: c.batch.To[:limit]}, attempts: c.attempts})
+		e.retries = append(e.retries, item{batch: planner.Batch{Message: c.batch.Message, To: slices.Clone(c.batch.To[:limit])}, attempts: c.attempts})
 		if len(c.batch.To) > limit {
-			c.batch.To = c.batch.To[limit:]
+			c.batch.To = slices.Clone(c.batch.To[limit:])
 		} else {
 			e.carried = nil
 		}
@@ -348,8 +475,9 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// call records, sends at its booked time, and records one batch.
-func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) error {
+// call records, sends at its booked time (with sendCtx), and records one
+// batch.
+func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, at time.Time) error {
 	m := it.batch.Message
 	kind := m.Kind
 	msg, err := r.prepare(ctx, m)
@@ -357,14 +485,16 @@ func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) e
 		return err
 	}
 	to := it.batch.To
-	rec := &checkpoint.Record{Kind: string(kind), Scope: m.Scope, Digest: m.Digest, To: to, Attempts: it.attempts + 1}
-	if _, done := r.stored.Load(m.Digest); !done {
+	campaign := r.cfg.campaignOf(m)
+	rec := &checkpoint.Record{Campaign: campaign, Kind: string(kind), Scope: m.Scope, Digest: m.Digest, To: to, Attempts: it.attempts + 1}
+	sk := storedKey{campaign, m.Digest}
+	if _, done := r.stored.Load(sk); !done {
 		rec.Message = m.RowJSON()
 	}
 	if err := r.ledger.Begin(rec); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	r.stored.Store(m.Digest, true)
+	r.stored.Store(sk, true)
 
 	if !sleepUntil(ctx, at) {
 		rec.State, rec.Error, rec.Time = checkpoint.Pending, "interrupted before sending", time.Time{}
@@ -372,7 +502,11 @@ func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) e
 	}
 
 	r.progress.kind(kind).Calls.Add(1)
-	res, err := r.sender.Send(context.WithoutCancel(ctx), chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
+	r.health.sending(time.Now())
+	res, err := r.sender.Send(sendCtx, chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
+	if sendCtx.Err() == nil {
+		r.health.done(err)
+	}
 	rec.Time = time.Now()
 	if err == nil {
 		return r.delivered(rec, res)
@@ -424,8 +558,9 @@ func (r *runner) call(ctx context.Context, e *endpoint, it item, at time.Time) e
 	return nil
 }
 
-// delivered records a 200 answer: recipients the answer names are sent;
-// any it leaves out are uncertain, in a record of their own.
+// delivered records a 2xx answer: recipients the answer names are sent;
+// any it leaves out are uncertain, in a record of their own written in the
+// same transaction.
 func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
 	pc := r.progress.kind(chatapi.Kind(rec.Kind))
 	var sent, missing []string
@@ -438,25 +573,28 @@ func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
 			missing = append(missing, to)
 		}
 	}
-	rec.State, rec.To, rec.IDs = checkpoint.Sent, sent, ids
-	if err := r.finish(rec); err != nil {
+	const noID = "the server answered but gave no message ID for these recipients"
+	var parts []*checkpoint.Record
+	switch {
+	case len(sent) == 0:
+		rec.State, rec.Error = checkpoint.Uncertain, noID
+	case len(missing) > 0:
+		rec.State, rec.To, rec.IDs = checkpoint.Sent, sent, ids
+		parts = append(parts, &checkpoint.Record{Campaign: rec.Campaign, Kind: rec.Kind, Scope: rec.Scope, Digest: rec.Digest,
+			To: missing, Attempts: rec.Attempts, State: checkpoint.Uncertain, Error: noID, Time: rec.Time})
+	default:
+		rec.State, rec.IDs = checkpoint.Sent, ids
+	}
+	if err := r.finish(rec, parts...); err != nil {
 		return err
 	}
 	pc.Sent.Add(int64(len(sent)))
-	if len(missing) == 0 {
-		return nil
-	}
-	extra := &checkpoint.Record{Kind: rec.Kind, Scope: rec.Scope, Digest: rec.Digest, To: missing, Attempts: rec.Attempts}
-	if err := r.ledger.Begin(extra); err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	extra.State, extra.Error = checkpoint.Uncertain, "the server answered 200 but gave no message ID for these recipients"
 	pc.Uncertain.Add(int64(len(missing)))
-	return r.finish(extra)
+	return nil
 }
 
-func (r *runner) finish(rec *checkpoint.Record) error {
-	if err := r.ledger.Finish(rec); err != nil {
+func (r *runner) finish(rec *checkpoint.Record, parts ...*checkpoint.Record) error {
+	if err := r.ledger.Finish(rec, parts...); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil

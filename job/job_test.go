@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,12 +73,13 @@ func (f *fixture) run(t *testing.T, cfg job.CampaignConfig, sender job.Sender) (
 func (f *fixture) runAs(t *testing.T, name string, cfg job.CampaignConfig, sender job.Sender) (*job.Result, error) {
 	t.Helper()
 	cfg.Quotas = f.quotas
+	cfg.Campaign, cfg.Named = name, true
 	if sender == nil {
 		sender = f.client
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return job.RunCampaign(ctx, f.camp, f.store.Campaign(name), sender, cfg)
+	return job.RunCampaign(ctx, f.camp, f.store, sender, cfg)
 }
 
 func TestRunStopsOnARefusedToken(t *testing.T) {
@@ -194,5 +196,97 @@ func TestRunSplitsGroupBatchesToFillTheWindow(t *testing.T) {
 	st := f.srv.Stats()
 	if st.Responses[403]+st.Responses[429] != 0 || st.Delivered != 60 || st.Duplicates != 0 {
 		t.Errorf("emulator: %v refusals, %d delivered, %d duplicates; want 0, 60, 0", st.Responses, st.Delivered, st.Duplicates)
+	}
+}
+
+// failingLedger passes writes to the store until a batch is finished, then
+// fails every write after it, as a full disk or a crash would.
+type failingLedger struct {
+	*checkpoint.Store
+	mu       sync.Mutex
+	finished bool
+}
+
+var errDiskFull = errors.New("disk full")
+
+func (l *failingLedger) Begin(r *checkpoint.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.finished {
+		return errDiskFull
+	}
+	return l.Store.Begin(r)
+}
+
+func (l *failingLedger) Finish(r *checkpoint.Record, parts ...*checkpoint.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.finished {
+		return errDiskFull
+	}
+	l.finished = true
+	return l.Store.Finish(r, parts...)
+}
+
+// TestPartialAnswerIsRecordedAtOnce has the server deliver a batch but name
+// only some of its recipients, and the ledger fail every write after the
+// one that records that answer: the recipients left out must still be
+// held uncertain, so that the next run does not send them again.
+func TestPartialAnswerIsRecordedAtOnce(t *testing.T) {
+	var to []string
+	for i := range 40 {
+		to = append(to, fmt.Sprintf("u%02d", i))
+	}
+	b, _ := json.Marshal(to)
+	f := newFixture(t, `{"to":`+string(b)+`,"msg":"hi"}`+"\n", emulator.Config{Faults: emulator.Faults{Partial: 1}}, "t")
+	cfg := job.CampaignConfig{Config: job.Config{Quotas: f.quotas, Campaign: "c", Named: true}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := job.RunCampaign(ctx, f.camp, &failingLedger{Store: f.store}, f.client, cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	d, err := f.store.Campaign("c").Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, uncertain := d.Count(checkpoint.Sent), d.Count(checkpoint.Uncertain)
+	if sent == 0 || uncertain == 0 || sent+uncertain != 40 {
+		t.Fatalf("ledger: %d sent, %d uncertain; want the 40 split between them", sent, uncertain)
+	}
+	f.srv.SetFaults(emulator.Faults{})
+	if _, err := f.run(t, job.CampaignConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.srv.Stats(); st.Duplicates != 0 || st.Calls != 1 {
+		t.Errorf("after the rerun: %d calls, %d duplicates; want the 1 call of the first run and none", st.Calls, st.Duplicates)
+	}
+}
+
+// TestSplitPartsOwnTheirRecipients runs group_members batches through many
+// splits and refusals: every member gets the message once.
+func TestSplitPartsOwnTheirRecipients(t *testing.T) {
+	var rows strings.Builder
+	for i := range 600 {
+		fmt.Fprintf(&rows, `{"kind":"group_members","scope":"g1","to":"m%03d","msg":"hi"}`+"\n", i)
+	}
+	f := newFixture(t, rows.String(), emulator.Config{QuotaScale: 10, Seed: 3, Faults: emulator.Faults{TooManyRequests: 0.3, NoRetryAfter: true}}, "t")
+	// windows of 50 ms holding 23 messages: most calls of 20 are split
+	f.quotas = planner.Quotas{chatapi.GroupMembers: {Calls: chatapi.Limit{N: 40, Window: 50 * time.Millisecond}, Messages: chatapi.Limit{N: 23, Window: 50 * time.Millisecond}}}
+	rec := &recorder{Sender: f.client}
+	res, err := f.run(t, job.CampaignConfig{Config: job.Config{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Pacing: job.Pacing{Headroom: 0.02, Lead: time.Millisecond, Recovery: 100 * time.Millisecond, Floor: 0.2}}}, rec)
+	if err != nil || !res.Complete() {
+		t.Fatalf("run: %v, complete %v", err, res != nil && res.Complete())
+	}
+	split := 0
+	for _, b := range rec.batches {
+		if len(b.To) < 20 {
+			split++
+		}
+	}
+	st := f.srv.Stats()
+	if st.Duplicates != 0 || st.Delivered != 600 || split == 0 || st.Responses[429] == 0 {
+		t.Errorf("%d delivered, %d duplicates, %d split calls, %d refusals; want 600, 0, some, some", st.Delivered, st.Duplicates, split, st.Responses[429])
 	}
 }

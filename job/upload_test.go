@@ -77,7 +77,7 @@ func TestUploadsFillTheBody(t *testing.T) {
 	}
 	// another campaign of the same ledger sends the same messages: its
 	// preparer starts afresh and finds the uploads in the ledger
-	res, err = f.runAs(t, "other", job.CampaignConfig{Config: job.Config{Prepare: job.Uploads(f.client, f.store.Campaign("other"))}}, rec)
+	res, err = f.runAs(t, "other", job.CampaignConfig{Config: job.Config{Prepare: job.Uploads(f.client, f.store)}}, rec)
 	if err != nil || !res.Complete() {
 		t.Fatal(err)
 	}

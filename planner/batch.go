@@ -35,7 +35,7 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 		order int
 		to    []string
 	}
-	opened := map[[32]byte]*open{}
+	opened := map[Key]*open{}
 	set := newDeliverySet()
 	err := c.scan(ctx, func(m *Message, to string) error {
 		// pending first: deliveries it leaves out never enter the set
@@ -48,10 +48,10 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 		if !set.add(m, to) {
 			return nil
 		}
-		b := opened[m.Digest]
+		b := opened[m.Key()]
 		if b == nil {
 			b = &open{msg: m, order: len(opened)}
-			opened[m.Digest] = b
+			opened[m.Key()] = b
 		}
 		b.to = append(b.to, to)
 		if len(b.to) == m.Kind.MaxPerCall() {
@@ -64,13 +64,13 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 	if err != nil {
 		return err
 	}
-	rest := make([][32]byte, 0, len(opened))
+	rest := make([]Key, 0, len(opened))
 	for d, b := range opened {
 		if len(b.to) > 0 {
 			rest = append(rest, d)
 		}
 	}
-	slices.SortFunc(rest, func(a, b [32]byte) int { return opened[a].order - opened[b].order })
+	slices.SortFunc(rest, func(a, b Key) int { return opened[a].order - opened[b].order })
 	for _, d := range rest {
 		if err := emit(Batch{Message: opened[d].msg, To: opened[d].to}); err != nil {
 			return err

@@ -71,6 +71,9 @@ func readDefaults(path string, ps *problems) *fields {
 	if row.To != nil || row.Recipient != nil {
 		bad("to: recipients come from the campaign files, not from --message")
 	}
+	if row.Campaign != nil {
+		bad("campaign: name it with --campaign, not in --message")
+	}
 	f := row.fields(bad)
 	return &f
 }
@@ -182,6 +185,8 @@ func newDeliverySet() *deliverySet {
 func (s *deliverySet) add(m *Message, to string) bool {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
+	h.WriteString(m.Campaign)
+	h.WriteByte(0)
 	h.Write(m.Digest[:16])
 	h.WriteString(to)
 	return s.seen.add(h.Sum64())

@@ -27,6 +27,9 @@ type fields struct {
 	RouteType, ChatroomMsgLevel opt
 	Body, Ext, RoamIgnoreUsers  opt // JSON text
 	SyncDevice, NeedGroupAck    opt // JSON true or false
+	// Campaign is the campaign a row belongs to, in a report fed back as a
+	// campaign (its campaign column); absent: the run's.
+	Campaign opt
 }
 
 // over returns f with every absent field taken from d, the campaign's
@@ -62,7 +65,7 @@ func (f fields) over(d *fields) fields {
 // fields are: rows with the same key share one validated message.
 func (f *fields) appendKey(b []byte) []byte {
 	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Thumb, f.RestrictAccess, f.Msg, f.From, f.RouteType,
-		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck} {
+		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck, f.Campaign} {
 		if o.OK {
 			b = append(b, 1)
 			b = append(b, o.V...)
@@ -92,7 +95,8 @@ type jsonRow struct {
 	NeedGroupAck     json.RawMessage `json:"need_group_ack"`
 	ChatroomMsgLevel json.RawMessage `json:"chatroom_msg_level"`
 	// Columns of a report (imcast report --format jsonl), so that a report
-	// can be fed back as a campaign; they are ignored.
+	// can be fed back as a campaign: its rows stay in their campaign, and
+	// the rest are ignored.
 	Campaign  json.RawMessage `json:"campaign"`
 	State     json.RawMessage `json:"state"`
 	MessageID json.RawMessage `json:"message_id"`
@@ -135,6 +139,7 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 	f.RoamIgnoreUsers = text(r.RoamIgnoreUsers)
 	f.SyncDevice = text(r.SyncDevice)
 	f.NeedGroupAck = text(r.NeedGroupAck)
+	f.Campaign = str("campaign", r.Campaign)
 	return f
 }
 

@@ -39,7 +39,21 @@ type Message struct {
 	// holders of the share-secret can fetch them.
 	Restrict bool
 	Digest   [32]byte // identifies the message in the ledger
+	// Campaign is the campaign the rows named (a report's campaign
+	// column), "" for the run's own. It is not part of the digest: the
+	// same message in two campaigns is the same message.
+	Campaign string
 }
+
+// Key is what batches messages together: rows batch when their campaign
+// and message are the same.
+type Key struct {
+	Campaign string
+	Digest   [32]byte
+}
+
+// Key returns m's batching key.
+func (m *Message) Key() Key { return Key{m.Campaign, m.Digest} }
 
 // Attachment is a local file a message carries.
 type Attachment struct {
@@ -80,7 +94,7 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 			bad("unknown type %q (want one of %s)", typ, strings.Join(allowed, ", "))
 		}
 	}
-	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}}
+	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}, Campaign: strings.TrimSpace(f.Campaign.V)}
 
 	switch {
 	case kind.Scoped() && strings.TrimSpace(f.Scope.V) == "":

@@ -77,16 +77,16 @@ func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
 // duration count only the deliveries pending accepts, and Pending says how
 // many those are.
 func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc) (*Plan, error) {
-	groups := map[[32]byte]*group{}
+	groups := map[Key]*group{}
 	rooms := map[string]int64{} // messages into each room, by rooms kind
 	set := newDeliverySet()
 	var rows int64
 	err := c.scan(ctx, func(m *Message, to string) error {
 		rows++
-		g := groups[m.Digest]
+		g := groups[m.Key()]
 		if g == nil {
 			g = &group{msg: m}
-			groups[m.Digest] = g
+			groups[m.Key()] = g
 		}
 		if !set.add(m, to) {
 			g.dups++

@@ -38,7 +38,8 @@ type csvRow struct {
 	NeedGroupAck     string `csv:"need_group_ack"`
 	ChatroomMsgLevel string `csv:"chatroom_msg_level"`
 	// Columns of a report (imcast report), so that a report can be fed
-	// back as a campaign; they are ignored.
+	// back as a campaign: its rows stay in their campaign, and the rest
+	// are ignored.
 	Campaign  string `csv:"campaign"`
 	State     string `csv:"state"`
 	MessageID string `csv:"message_id"`
@@ -60,6 +61,7 @@ func (r *csvRow) fields() fields {
 		Msg: cell(r.Msg), From: cell(r.From), RouteType: cell(r.RouteType),
 		ChatroomMsgLevel: cell(r.ChatroomMsgLevel), Body: cell(r.Body), Ext: cell(r.Ext),
 		RoamIgnoreUsers: cell(r.RoamIgnoreUsers), SyncDevice: cell(r.SyncDevice), NeedGroupAck: cell(r.NeedGroupAck),
+		Campaign: cell(r.Campaign),
 	}
 }
 
@@ -225,7 +227,7 @@ func (r *csvRow) columns(headers []string) []*string {
 
 func validUTF8(r *csvRow) bool {
 	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.Thumb, r.From, r.Ext,
-		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck} {
+		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck, r.Campaign} {
 		if !utf8.ValidString(s) {
 			return false
 		}
