@@ -202,9 +202,15 @@ func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
 	}
 	r := Record{Seq: seq}
 	r.State = State(d.byte())
+	if r.State > Uncertain && d.err == nil {
+		return Record{}, fmt.Errorf("record %d: state %d: %w", seq, r.State, ErrCorrupt)
+	}
 	r.Attempts = int(d.uvarint())
 	r.Time = time.Unix(0, d.varint())
 	r.Kind = d.string()
+	if r.Kind == "" && d.err == nil {
+		return Record{}, fmt.Errorf("record %d: no kind: %w", seq, ErrCorrupt)
+	}
 	r.Scope = d.string()
 	copy(r.Digest[:], d.bytes(32))
 	if full {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,7 +20,13 @@ var (
 	bucketMessages  = []byte("messages")
 	bucketInfo      = []byte("info")
 	keyPlanned      = []byte("planned")
+	bucketFormat    = []byte("imcast")
+	keyFormat       = []byte("format")
 )
+
+// format is the ledger's layout version, recorded in every ledger file so
+// that a file from another version of imcast is refused, not misread.
+const format = 1
 
 // Options tune Open.
 type Options struct {
@@ -51,11 +58,21 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
-	if errors.Is(err, boltErrors.ErrTimeout) {
-		return nil, fmt.Errorf("open ledger %s: %w", path, ErrLocked)
+	if err := checkFile(path); err != nil {
+		return nil, openError(path, err)
 	}
-	if err != nil {
+	db, err := openBolt(path, timeout)
+	var de *DamagedError
+	switch {
+	case errors.As(err, &de):
+		return nil, err
+	case errors.Is(err, boltErrors.ErrTimeout):
+		return nil, fmt.Errorf("open ledger %s: %w", path, ErrLocked)
+	case errors.Is(err, boltErrors.ErrInvalid), errors.Is(err, boltErrors.ErrChecksum):
+		return nil, &DamagedError{Path: path, Reason: "its header is not a ledger's", Err: err}
+	case errors.Is(err, boltErrors.ErrVersionMismatch):
+		return nil, &DamagedError{Path: path, Reason: "it was written in another file format", Err: err}
+	case err != nil:
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	// bbolt keeps the mode of a file that already exists: tighten it.
@@ -63,22 +80,95 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketCampaigns, bucketUploads} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open ledger %s: %w", path, err)
-	}
 	s := &Store{db: db, path: path, ops: make(chan op)}
+	if err := s.update(s.prepare); err != nil {
+		db.Close()
+		return nil, openError(path, err)
+	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
+}
+
+// openError words a failure to open the ledger; a *DamagedError names the
+// file already.
+func openError(path string, err error) error {
+	var de *DamagedError
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("open ledger %s: %w", path, err)
+}
+
+// openBolt opens the file with bbolt, which reads its header and
+// freelist as it does: a page overwritten with garbage makes it panic or
+// fault, and that is a damaged ledger, not a crash.
+func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	var file *os.File // kept to let go of its lock if bbolt panics
+	open := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			if file != nil {
+				file.Close()
+			}
+			db, err = nil, &DamagedError{Path: path, Reason: "its pages do not read as a ledger's", Err: fmt.Errorf("%v", p)}
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, OpenFile: open})
+}
+
+// prepare checks that the file is an imcast ledger of this format, and
+// makes the buckets of a new one.
+func (s *Store) prepare(tx *bolt.Tx) error {
+	fb := tx.Bucket(bucketFormat)
+	switch {
+	case fb != nil:
+		v, n := binary.Uvarint(fb.Get(keyFormat))
+		if n <= 0 || v != format {
+			return &DamagedError{Path: s.path, Reason: fmt.Sprintf("it was written by another version of imcast (ledger format %d; this one reads %d)", v, format)}
+		}
+	case tx.Bucket(bucketCampaigns) == nil && hasBuckets(tx):
+		return &DamagedError{Path: s.path, Reason: "it is a bbolt file, but not an imcast ledger"}
+	}
+	for _, name := range [][]byte{bucketCampaigns, bucketUploads, bucketFormat} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketFormat).Put(keyFormat, binary.AppendUvarint(nil, format))
+}
+
+// view runs fn in a read transaction; update in a write transaction. A
+// record that does not decode, or a page that makes bbolt panic or fault
+// (an overwritten file), comes back as a *DamagedError naming the file.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return s.guard(func() error { return s.db.View(fn) })
+}
+
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	return s.guard(func() error { return s.db.Update(fn) })
+}
+
+func (s *Store) guard(fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if p := recover(); p != nil {
+			err = &DamagedError{Path: s.path, Reason: "reading it failed", Err: fmt.Errorf("%v", p)}
+		}
+	}()
+	err = fn()
+	var de *DamagedError
+	if errors.Is(err, ErrCorrupt) && !errors.As(err, &de) {
+		err = &DamagedError{Path: s.path, Reason: "a record does not decode", Err: err}
+	}
+	return err
 }
 
 // Path is the ledger file's path.
@@ -112,7 +202,7 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			for _, o := range batch {
 				if err := o.fn(tx); err != nil {
 					return err
@@ -127,7 +217,7 @@ func (s *Store) commitLoop() {
 			continue
 		}
 		for _, o := range batch {
-			o.done <- s.db.Update(o.fn)
+			o.done <- s.update(o.fn)
 		}
 	}
 }
@@ -148,7 +238,7 @@ func (s *Store) Campaign(name string) *Campaign {
 // Campaigns lists the campaigns the ledger holds, in name order.
 func (s *Store) Campaigns() ([]string, error) {
 	var names []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCampaigns).ForEachBucket(func(k []byte) error {
 			names = append(names, string(k))
 			return nil
@@ -301,7 +391,7 @@ func (c *Campaign) Message(digest [32]byte) ([]byte, error) {
 // nil if there is none.
 func (c *Campaign) get(bucket, key []byte) ([]byte, error) {
 	var v []byte
-	err := c.s.db.View(func(tx *bolt.Tx) error {
+	err := c.s.view(func(tx *bolt.Tx) error {
 		b, err := c.bucket(tx, bucket)
 		if err != nil || b == nil {
 			return err
@@ -321,7 +411,7 @@ func (c *Campaign) Records(fn func(Record) error) error {
 }
 
 func (c *Campaign) records(full bool, fn func(Record) error) error {
-	return c.s.db.View(func(tx *bolt.Tx) error {
+	return c.s.view(func(tx *bolt.Tx) error {
 		b, err := c.bucket(tx, bucketBatches)
 		if err != nil || b == nil {
 			return err
@@ -335,4 +425,10 @@ func (c *Campaign) records(full bool, fn func(Record) error) error {
 			return fn(r)
 		})
 	})
+}
+
+// hasBuckets reports whether tx's file holds anything.
+func hasBuckets(tx *bolt.Tx) bool {
+	k, _ := tx.Cursor().First()
+	return k != nil
 }

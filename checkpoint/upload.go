@@ -22,7 +22,7 @@ type Upload struct {
 func (s *Store) Uploaded(key [32]byte) (Upload, bool, error) {
 	var u Upload
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketUploads).Get(key[:])
 		if v == nil {
 			return nil
