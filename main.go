@@ -179,6 +179,7 @@ func fakeServerCommand() *cli.Command {
 func campaignFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "message", Usage: "JSON `FILE` of default fields for every row"},
+		&cli.StringFlag{Name: "files", Usage: "the `DIR` the file and thumb of rows are named in and must stay inside (default: each campaign file's folder)"},
 		&cli.StringFlag{Name: "encoding", Value: planner.UTF8, Usage: "`ENCODING` of CSV files: utf-8 or gbk"},
 		&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F` (for apps whose quotas were raised)"},
 		&cli.StringSliceFlag{Name: "limit", Usage: "override one quota, `KIND.calls=N` or KIND.messages=N (N per the limit's window: a second, a minute for users.messages)"},
@@ -198,6 +199,7 @@ func openCampaign(c *cli.Context) (*planner.Campaign, planner.Quotas, error) {
 		Files:    c.Args().Slice(),
 		Message:  c.String("message"),
 		Encoding: c.String("encoding"),
+		FilesDir: c.String("files"),
 	}
 	if c.Bool("dedup-ext") {
 		opts.ExtReserve = dedupExtReserve

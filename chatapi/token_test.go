@@ -116,11 +116,7 @@ func TestCheckTokenWithAFixedToken(t *testing.T) {
 func TestUpload(t *testing.T) {
 	srv := startEmulator(t, emulator.Config{})
 	c := newClient(t, srv.URL, chatapi.StaticToken("t"), 0)
-	path := t.TempDir() + "/pic.bin"
-	if err := writeFile(path, "picture bytes"); err != nil {
-		t.Fatal(err)
-	}
-	up, err := c.Upload(context.Background(), path, true)
+	up, err := c.Upload(context.Background(), "pics/pic.bin", []byte("picture bytes"), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package chatapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -21,45 +21,39 @@ type Uploaded struct {
 	Secret string // the share-secret
 }
 
-// Upload sends the file at path to {base}/chatfiles (multipart field
+// Upload sends content, named name, to {base}/chatfiles (multipart field
 // "file"), with "restrict-access: true" when restrict is set, so that only
-// holders of the share-secret can fetch it. Failures are *Errors, sorted as
-// for Send; sending a file again does no harm, so a runner may retry any.
-func (c *Client) Upload(ctx context.Context, path string, restrict bool) (Uploaded, error) {
+// holders of the share-secret can fetch it. It takes the bytes, not a
+// path, so that what is sent is exactly what the caller checked. Failures
+// are *Errors, sorted as for Send; sending a file again does no harm, so a
+// runner may retry any.
+func (c *Client) Upload(ctx context.Context, name string, content []byte, restrict bool) (Uploaded, error) {
 	var up Uploaded
 	err := c.withToken(ctx, func(token string) (err error) {
-		up, err = c.upload(ctx, path, restrict, token)
+		up, err = c.upload(ctx, name, content, restrict, token)
 		return err
 	})
 	return up, err
 }
 
-func (c *Client) upload(ctx context.Context, path string, restrict bool, token string) (Uploaded, error) {
-	f, err := os.Open(path)
+func (c *Client) upload(ctx context.Context, name string, content []byte, restrict bool, token string) (Uploaded, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	part, err := mw.CreateFormFile("file", filepath.Base(name))
+	if err == nil {
+		_, err = part.Write(content)
+	}
+	if err == nil {
+		err = mw.Close()
+	}
 	if err != nil {
 		return Uploaded{}, &Error{Op: "upload", Outcome: Permanent, Err: err}
 	}
-	defer f.Close()
-	// Stream the file: an upload may be 10 MB, and there may be several
-	// at once.
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		part, err := mw.CreateFormFile("file", filepath.Base(path))
-		if err == nil {
-			_, err = io.Copy(part, f)
-		}
-		if err == nil {
-			err = mw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
 	// Uploads have no fixed size: give them a longer time than a call.
 	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/chatfiles", pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/chatfiles", &body)
 	if err != nil {
-		pr.Close()
 		return Uploaded{}, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
@@ -70,7 +64,6 @@ func (c *Client) upload(ctx context.Context, path string, restrict bool, token s
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		pr.Close()
 		return Uploaded{}, &Error{Op: "upload", Outcome: Ambiguous, Err: stripURL(err)}
 	}
 	defer resp.Body.Close()

@@ -30,7 +30,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, rows string, cfg emulator.Config, token string) *fixture {
 	t.Helper()
-	dir := t.TempDir()
+	return newFixtureIn(t, t.TempDir(), rows, cfg, token)
+}
+
+// newFixtureIn is newFixture with the campaign file in dir.
+func newFixtureIn(t *testing.T, dir, rows string, cfg emulator.Config, token string) *fixture {
+	t.Helper()
 	path := filepath.Join(dir, "c.jsonl")
 	if err := os.WriteFile(path, []byte(rows), 0o600); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	_ "image/gif" // image sizes for img messages
 	_ "image/jpeg"
 	_ "image/png"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -24,7 +23,7 @@ import (
 // Uploader puts a file on the service.
 type Uploader interface {
 	BaseURL() string
-	Upload(ctx context.Context, path string, restrict bool) (chatapi.Uploaded, error)
+	Upload(ctx context.Context, name string, content []byte, restrict bool) (chatapi.Uploaded, error)
 }
 
 // UploadLedger remembers what was uploaded, across runs and campaigns.
@@ -44,7 +43,7 @@ const uploadAttempts = 5
 // repeated run does not upload it again.
 func Uploads(up Uploader, ledger UploadLedger) Preparer {
 	var mu sync.Mutex // one upload at a time: two messages may share a file
-	get := func(ctx context.Context, a planner.Attachment, restrict bool) (checkpoint.Upload, error) {
+	get := func(ctx context.Context, a planner.Attachment, content []byte, restrict bool) (checkpoint.Upload, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		key := uploadKey(up.BaseURL(), a.Sum, restrict)
@@ -54,7 +53,7 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 		var err error
 		for attempt := 1; attempt <= uploadAttempts; attempt++ {
 			var got chatapi.Uploaded
-			got, err = up.Upload(ctx, a.Path, restrict)
+			got, err = up.Upload(ctx, a.Path, content, restrict)
 			if err == nil {
 				u := checkpoint.Upload{UUID: got.UUID, URL: got.URL, Secret: got.Secret, Time: time.Now()}
 				if err := ledger.RecordUpload(key, u); err != nil {
@@ -89,8 +88,14 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 				body[k] = v
 			}
 		}
+		// Each file is read once here and checked against the digest the
+		// plan took: what is uploaded is what was validated.
 		if a := m.File; a.Path != "" {
-			u, err := get(ctx, a, m.Restrict)
+			content, err := a.Read()
+			if err != nil {
+				return msg, err
+			}
+			u, err := get(ctx, a, content, m.Restrict)
 			if err != nil {
 				return msg, err
 			}
@@ -98,17 +103,19 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 			setDefault("filename", filepath.Base(a.Path))
 			switch msg.Type {
 			case "img":
-				if w, h, ok := imageSize(a.Path); ok {
+				if w, h, ok := imageSize(content); ok {
 					setDefault("size", map[string]int{"width": w, "height": h})
 				}
 			case "video":
-				if st, err := os.Stat(a.Path); err == nil {
-					setDefault("file_length", st.Size())
-				}
+				setDefault("file_length", len(content))
 			}
 		}
 		if a := m.Thumb; a.Path != "" {
-			u, err := get(ctx, a, m.Restrict)
+			content, err := a.Read()
+			if err != nil {
+				return msg, err
+			}
+			u, err := get(ctx, a, content, m.Restrict)
 			if err != nil {
 				return msg, err
 			}
@@ -135,13 +142,8 @@ func uploadKey(base string, sum [32]byte, restrict bool) [32]byte {
 }
 
 // imageSize reads the pixel size of a PNG, JPEG or GIF.
-func imageSize(path string) (w, h int, ok bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, 0, false
-	}
-	defer f.Close()
-	cfg, _, err := image.DecodeConfig(f)
+func imageSize(content []byte) (w, h int, ok bool) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(content))
 	if err != nil {
 		return 0, 0, false
 	}

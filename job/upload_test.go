@@ -2,7 +2,9 @@ package job_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"image"
 	"image/png"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"imcast/chatapi"
 	"imcast/emulator"
 	"imcast/job"
+	"imcast/planner"
 )
 
 func TestUploadsFillTheBody(t *testing.T) {
@@ -25,14 +28,11 @@ func TestUploadsFillTheBody(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pic := filepath.Join(dir, "pic.png")
-	clip := filepath.Join(dir, "clip.mp4")
-	thumb := filepath.Join(dir, "thumb.png")
-	rows := `{"to":["a","b"],"type":"img","file":"` + pic + `"}
-{"to":"c","type":"video","file":"` + clip + `","thumb":"` + thumb + `","restrict_access":true,"body":{"length":3}}
-{"kind":"groups","to":"g","type":"img","file":"` + pic + `","body":{"filename":"keep.png"}}
+	rows := `{"to":["a","b"],"type":"img","file":"pic.png"}
+{"to":"c","type":"video","file":"clip.mp4","thumb":"thumb.png","restrict_access":true,"body":{"length":3}}
+{"kind":"groups","to":"g","type":"img","file":"pic.png","body":{"filename":"keep.png"}}
 `
-	f := newFixture(t, rows, emulator.Config{}, "t")
+	f := newFixtureIn(t, dir, rows, emulator.Config{}, "t")
 	rec := &recorder{Sender: f.client}
 	prep := job.Uploads(f.client, f.store.Campaign("c"))
 	res, err := f.run(t, job.CampaignConfig{Config: job.Config{Prepare: prep}}, rec)
@@ -83,5 +83,31 @@ func TestUploadsFillTheBody(t *testing.T) {
 	}
 	if n := len(f.srv.Uploads()); n != 3 {
 		t.Errorf("%d uploads after a second run, want still 3", n)
+	}
+}
+
+// TestSwappedAttachmentIsNotSent replaces a planned image just before the
+// run uploads it: nothing is uploaded and no message is sent.
+func TestSwappedAttachmentIsNotSent(t *testing.T) {
+	dir := t.TempDir()
+	pic := filepath.Join(dir, "pic.png")
+	if err := os.WriteFile(pic, []byte("the planned picture"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureIn(t, dir, `{"to":["a","b"],"type":"img","file":"pic.png"}`+"\n", emulator.Config{}, "t")
+	uploads := job.Uploads(f.client, f.store)
+	swapThenUpload := func(ctx context.Context, m *planner.Message) (chatapi.Message, error) {
+		// planned, validated and batched; now someone swaps the file
+		if err := os.WriteFile(pic, []byte("another picture"), 0o600); err != nil {
+			t.Error(err)
+		}
+		return uploads(ctx, m)
+	}
+	_, err := f.run(t, job.CampaignConfig{Config: job.Config{Prepare: swapThenUpload}}, nil)
+	if !errors.Is(err, planner.ErrAttachmentChanged) {
+		t.Fatalf("run: got %v, want ErrAttachmentChanged", err)
+	}
+	if st := f.srv.Stats(); st.Requests != 0 {
+		t.Errorf("%d requests after the file was swapped, want 0", st.Requests)
 	}
 }

@@ -17,6 +17,9 @@ type Options struct {
 	Message    string   // a JSON file of default fields for every row (--message)
 	Encoding   string   // of CSV files: utf-8 (default) or gbk
 	ExtReserve int      // bytes the runner adds to each ext (--dedup-ext), counted in the 5 KB limit
+	// FilesDir is the folder the file and thumb of rows are named in, and
+	// must stay inside (--files); "": each campaign file's own folder.
+	FilesDir string
 }
 
 // Campaign is one or more campaign files read as one.
@@ -112,7 +115,8 @@ type deliveryFunc func(m *Message, to string) error
 
 // scan reads every file and calls fn for each delivery of each valid row,
 // duplicates included. Rows with problems are not passed on; their problems
-// come back as an *InvalidError once every file is read.
+// come back as an *InvalidError once every file is read. A file with no rows
+// at all is a problem too: a campaign that sends nothing is a mistake.
 func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 	var ps problems
 	type entry struct {
@@ -124,8 +128,14 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 	rows := 0
 	for _, file := range c.opts.Files {
 		dir := filepath.Dir(file)
+		if c.opts.FilesDir != "" {
+			dir = c.opts.FilesDir
+		}
 		bad := func(line int, format string, args ...any) { ps.add(file, line, format, args...) }
+		found := ps.count()
+		fileRows := 0
 		err := readFile(file, c.opts.Encoding, func(line int, f *fields, to []string) error {
+			fileRows++
 			if rows++; rows%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -138,6 +148,9 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 					clear(cache)
 				}
 				m, probs := compile(merged, dir, c.opts.ExtReserve)
+				if p := idProblem(strings.TrimSpace(merged.Scope.V)); p != "" {
+					m, probs = nil, append(probs, "scope "+p)
+				}
 				e = entry{msg: m, probs: probs}
 				cache[string(key)] = e
 			}
@@ -154,6 +167,10 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 					ps.add(file, line, "to is empty")
 					continue
 				}
+				if p := idProblem(id); p != "" {
+					ps.add(file, line, "to %s", p)
+					continue
+				}
 				if e.msg != nil {
 					if err := fn(e.msg, id); err != nil {
 						return err
@@ -164,6 +181,9 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 		}, bad)
 		if err != nil {
 			return err
+		}
+		if fileRows == 0 && ps.count() == found {
+			ps.add(file, 0, "no deliveries: the file holds no rows")
 		}
 	}
 	return ps.err()

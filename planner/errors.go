@@ -61,6 +61,9 @@ func (ps *problems) add(file string, line int, format string, args ...any) {
 	ps.Problems = append(ps.Problems, Problem{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
+// count is how many problems were found, listed or not.
+func (ps *problems) count() int { return len(ps.Problems) + ps.More }
+
 func (ps *problems) empty() bool { return len(ps.Problems) == 0 }
 
 func (ps *problems) err() error {

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // opt is a string that may be absent, so that an empty value ("from": "")
@@ -146,6 +149,10 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 // recipients reads "to" (or a report's "recipient"): a string or an array
 // of strings.
 func (r *jsonRow) recipients(bad func(format string, args ...any)) []string {
+	if r.To != nil && r.Recipient != nil {
+		bad("both to and recipient keys: keep one")
+		return nil
+	}
 	raw := r.To
 	name := "to"
 	if raw == nil && r.Recipient != nil {
@@ -164,6 +171,53 @@ func (r *jsonRow) recipients(bad func(format string, args ...any)) []string {
 		return nil
 	}
 	return many
+}
+
+// maxID is the longest recipient or scope ID, in bytes.
+const maxID = 256
+
+// idProblem says what is wrong with a recipient or scope ID, trimmed of
+// blanks, or "" if nothing is: longer than maxID bytes, or holding a
+// control character (NUL, a new line, ESC) or an invisible format character
+// (a right-to-left override, a zero-width space), which could pass for
+// another ID or drive the terminal of whoever reads it. The ID is shown
+// quoted and clipped.
+func idProblem(id string) string {
+	if len(id) > maxID {
+		return fmt.Sprintf("%s: %d bytes, at most %d", quoteID(id), len(id), maxID)
+	}
+	for i := 0; i < len(id); {
+		if c := id[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return fmt.Sprintf("%s: holds a control character (U+%04X)", quoteID(id), c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(id[i:])
+		switch {
+		case unicode.IsControl(r):
+			return fmt.Sprintf("%s: holds a control character (U+%04X)", quoteID(id), r)
+		case unicode.Is(unicode.Cf, r):
+			return fmt.Sprintf("%s: holds an invisible format character (U+%04X)", quoteID(id), r)
+		}
+		i += n
+	}
+	return ""
+}
+
+// quoteID quotes an ID for a problem, escaped so that it cannot drive a
+// terminal, and clipped to 40 bytes.
+func quoteID(id string) string {
+	const max = 40
+	if len(id) <= max {
+		return strconv.Quote(id)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(id[cut]) {
+		cut--
+	}
+	return strconv.Quote(id[:cut]) + "..."
 }
 
 // clip shortens a value quoted in an error message.

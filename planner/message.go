@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 
 	"imcast/chatapi"
 )
@@ -57,8 +58,10 @@ func (m *Message) Key() Key { return Key{m.Campaign, m.Digest} }
 
 // Attachment is a local file a message carries.
 type Attachment struct {
-	Path string   // absolute; "" for none
+	Name string   // as the row names it, relative to its folder
+	Path string   // absolute, symlinks resolved; "" for none
 	Sum  [32]byte // SHA-256 of the content: the same picture under another name is the same message
+	Size int64    // bytes
 }
 
 var (
@@ -355,49 +358,120 @@ func (a Attachment) sum() []byte {
 	return a.Sum[:]
 }
 
-// attach checks a file a row names (relative paths are read from the
-// campaign file's folder) and hashes it.
-func attach(key, name, dir string, bad func(string, ...any)) Attachment {
-	path := name
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(dir, path)
-	}
-	sum, err := fileSum(path)
-	if err != nil {
-		bad("%s %s: %v", key, name, err)
+// attach checks a file a row names and hashes it. The name is relative to
+// base (the campaign file's folder, or --files DIR) and must stay inside it
+// once every symlink is resolved: a campaign from someone else must not
+// make imcast send any file of the machine. It must be a regular file of at
+// most MaxUpload bytes, and not one of the kernel's (/proc, /sys, /dev),
+// whose sizes are not their contents.
+func attach(key, name, base string, bad func(string, ...any)) Attachment {
+	fail := func(format string, args ...any) Attachment {
+		bad("%s %s: "+format, append([]any{key, name}, args...)...)
 		return Attachment{}
 	}
-	// absolute, so that a report fed back from another folder still
-	// finds it
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+	if filepath.IsAbs(name) || filepath.VolumeName(name) != "" {
+		return fail("an absolute path; name the file relative to the folder %s", base)
 	}
-	return Attachment{Path: path, Sum: sum}
+	root, err := filepath.Abs(base)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return fail("%s", errText(err))
+	}
+	joined := filepath.Join(root, name)
+	if !inside(root, joined) {
+		return fail("outside the folder %s", base)
+	}
+	path, err := filepath.EvalSymlinks(joined)
+	if err != nil {
+		return fail("%s", errText(err))
+	}
+	if !inside(root, path) {
+		return fail("a link to %s, outside the folder %s", path, base)
+	}
+	for _, sys := range []string{"/proc", "/sys", "/dev"} {
+		if inside(sys, path) {
+			return fail("not a regular file")
+		}
+	}
+	sum, size, err := fileSum(path)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return Attachment{Name: name, Path: path, Sum: sum, Size: size}
+}
+
+// inside reports whether path is dir or below it; both are clean and
+// absolute.
+func inside(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// ErrAttachmentChanged is returned by Attachment.Read for a file whose
+// content is not what the plan hashed.
+var ErrAttachmentChanged = errors.New("the file changed since the campaign was planned; plan and run again")
+
+// Read returns the attachment's content, checked against the digest the
+// plan took, so that what is uploaded is exactly what was validated.
+func (a Attachment) Read() ([]byte, error) {
+	f, err := openRegular(a.Path)
+	if err != nil {
+		return nil, fmt.Errorf("attachment %s: %w", a.Path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxUpload+1))
+	if err != nil {
+		return nil, fmt.Errorf("attachment %s: %w", a.Path, err)
+	}
+	if len(b) > MaxUpload || sha256.Sum256(b) != a.Sum {
+		return nil, fmt.Errorf("attachment %s: %w", a.Path, ErrAttachmentChanged)
+	}
+	return b, nil
+}
+
+// openRegular opens a regular file of at most MaxUpload bytes. It opens
+// without blocking, so that a FIFO put in the file's place is refused, not
+// waited on.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, errors.New(errText(err))
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		err = errors.New(errText(err))
+	case !st.Mode().IsRegular():
+		err = errors.New("not a regular file")
+	case st.Size() > MaxUpload:
+		err = fmt.Errorf("%d bytes, over the %d the service takes", st.Size(), MaxUpload)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // fileSum hashes a file's content: the same picture under another name or
 // folder is the same message.
-func fileSum(path string) ([32]byte, error) {
-	f, err := os.Open(path)
+func fileSum(path string) ([32]byte, int64, error) {
+	f, err := openRegular(path)
 	if err != nil {
-		return [32]byte{}, errors.New(errText(err))
+		return [32]byte{}, 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return [32]byte{}, errors.New(errText(err))
-	}
-	if !st.Mode().IsRegular() {
-		return [32]byte{}, errors.New("not a regular file")
-	}
-	if st.Size() > MaxUpload {
-		return [32]byte{}, fmt.Errorf("%d bytes, over the %d the service takes", st.Size(), MaxUpload)
-	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return [32]byte{}, errors.New(errText(err))
+	n, err := io.Copy(h, io.LimitReader(f, MaxUpload+1))
+	if err != nil {
+		return [32]byte{}, 0, errors.New(errText(err))
 	}
-	return [32]byte(h.Sum(nil)), nil
+	if n > MaxUpload {
+		return [32]byte{}, 0, fmt.Errorf("over the %d bytes the service takes", MaxUpload)
+	}
+	return [32]byte(h.Sum(nil)), n, nil
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -437,8 +511,8 @@ func (m *Message) RowJSON() []byte {
 	put("roam_ignore_users", m.Message.RoamIgnoreUsers, m.Message.RoamIgnoreUsers != nil)
 	put("need_group_ack", m.Message.NeedGroupAck, m.Message.NeedGroupAck != nil)
 	put("chatroom_msg_level", m.Message.ChatroomMsgLevel, m.Message.ChatroomMsgLevel != "")
-	put("file", m.File.Path, m.File.Path != "")
-	put("thumb", m.Thumb.Path, m.Thumb.Path != "")
+	put("file", m.File.Name, m.File.Path != "")
+	put("thumb", m.Thumb.Name, m.Thumb.Path != "")
 	put("restrict_access", m.Restrict, m.Restrict)
 	return canonical(row)
 }

@@ -85,7 +85,8 @@ func TestRowJSONRoundTrip(t *testing.T) {
 				writeFile(t, dir, "back.csv", csv.String()),
 			} {
 				t.Run(filepath.Ext(file), func(t *testing.T) {
-					back, err := tryBatches(t, Options{Files: []string{file}}, nil)
+					// the files are where the campaign named them
+					back, err := tryBatches(t, Options{Files: []string{file}, FilesDir: filepath.Dir(tt.files[0])}, nil)
 					if err != nil {
 						t.Fatalf("reading the rows back: %v", err)
 					}

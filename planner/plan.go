@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -45,11 +46,18 @@ func (t *KindPlan) add(k *KindPlan) {
 // separate quotas and are sent side by side, so the total takes as long as
 // the slowest kind.
 type Plan struct {
-	Files  []string   `json:"files"`
-	Rows   int64      `json:"deliveries_read"`
-	Kinds  []KindPlan `json:"kinds"`
-	Total  KindPlan   `json:"total"`
-	Quotas []QuotaRow `json:"quotas"`
+	Files       []string      `json:"files"`
+	Rows        int64         `json:"deliveries_read"`
+	Kinds       []KindPlan    `json:"kinds"`
+	Total       KindPlan      `json:"total"`
+	Quotas      []QuotaRow    `json:"quotas"`
+	Attachments []PlannedFile `json:"attachments"` // the local files the run uploads, each once
+}
+
+// PlannedFile is a local file a campaign uploads.
+type PlannedFile struct {
+	Path  string `json:"path"` // absolute, symlinks resolved
+	Bytes int64  `json:"bytes"`
 }
 
 // QuotaRow is one kind's quotas in force, for the plan's reader.
@@ -151,7 +159,17 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		}
 	}
 
-	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}}
+	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}}
+	seenFile := map[string]bool{}
+	for _, g := range groups {
+		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
+			if a.Path != "" && !seenFile[a.Path] {
+				seenFile[a.Path] = true
+				p.Attachments = append(p.Attachments, PlannedFile{Path: a.Path, Bytes: a.Size})
+			}
+		}
+	}
+	slices.SortFunc(p.Attachments, func(a, b PlannedFile) int { return strings.Compare(a.Path, b.Path) })
 	for _, k := range chatapi.Kinds {
 		kp := byKind[k]
 		qk := q[k]
@@ -177,6 +195,16 @@ func (p *Plan) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d deliveries read from %d file(s); kinds are sent side by side, so the total takes as long as the slowest.\n", p.Rows, len(p.Files))
-	return err
+	if _, err := fmt.Fprintf(w, "\n%d deliveries read from %d file(s); kinds are sent side by side, so the total takes as long as the slowest.\n", p.Rows, len(p.Files)); err != nil {
+		return err
+	}
+	if len(p.Attachments) > 0 {
+		fmt.Fprintf(w, "\nfiles to upload (%d):\n", len(p.Attachments))
+		for _, a := range p.Attachments {
+			if _, err := fmt.Fprintf(w, "  %s  %d bytes\n", a.Path, a.Bytes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

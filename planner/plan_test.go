@@ -439,7 +439,7 @@ func TestPlanJSON(t *testing.T) {
 		return strings.Join(ks, " ")
 	}
 	const kindKeys = "batches calls kind messages min_seconds pending quota_messages recipients repeated"
-	if got, want := keys(doc.Top), "deliveries_read files kinds quotas total"; got != want {
+	if got, want := keys(doc.Top), "attachments deliveries_read files kinds quotas total"; got != want {
 		t.Errorf("plan keys: got %q, want %q", got, want)
 	}
 	if len(doc.Kinds) == 0 {

@@ -81,8 +81,9 @@ const (
 
 // readFile streams the rows of one campaign file, by its extension. Problems
 // with single rows go to bad and reading goes on; an error that leaves the
-// rest of the file unreadable (malformed CSV quoting, an I/O error) goes to
-// bad too and ends that file. The error returned is fn's.
+// rest of the file unreadable (malformed CSV quoting, a CSV record or JSON
+// line over maxLine bytes, an I/O error) goes to bad too and ends that file.
+// The error returned is fn's.
 func readFile(path, encoding string, fn rowFunc, bad badFunc) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -118,16 +119,35 @@ func skipBOM(r io.Reader) *bufio.Reader {
 	return br
 }
 
+// readCSV streams the rows of a CSV file. No record is read past maxLine
+// bytes: encoding/csv has no limit of its own, and an unclosed quote would
+// have it hold the rest of the file as one field.
 func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
-	cr := csv.NewReader(skipBOM(r))
+	lim := &capReader{r: r}
+	lim.from(0)
+	br := skipBOM(lim)
+	// bytes the bufio.Reader may hold beyond what the CSV reader took, and
+	// the byte-order mark, which the CSV reader never sees
+	slack := int64(br.Size()) + lim.n - int64(br.Buffered())
+	lim.limit += slack
+	cr := csv.NewReader(br)
 	cr.ReuseRecord = true
+	// start is where the record being read starts, counted as the CSV
+	// reader's InputOffset counts: from the end of the record before it,
+	// blank lines between them included.
+	var start int64
+	tooLong := func() bool { return lim.hit || cr.InputOffset()-start > maxLine }
+	const tooLongText = "a record longer than %d bytes (an unclosed quote?)"
 	um, err := gocsv.NewUnmarshaller(cr, csvRow{})
+	if tooLong() {
+		bad(csvStartLine(err, 1), tooLongText, maxLine)
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
+		return nil // no header and no rows: scan says the file holds none
+	}
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			bad(0, "empty file: want a header line naming the columns (at least to)")
-		} else {
-			bad(csvLine(err, 1), "header: %s", csvError(err))
-		}
+		bad(csvLine(err, 1), "header: %s", csvError(err))
 		return nil
 	}
 	if err := um.RenormalizeHeaders(func(h []string) []string {
@@ -153,8 +173,12 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 		}
 		seen[h] = true
 	}
-	if !seen["to"] && !seen["recipient"] {
+	switch {
+	case !seen["to"] && !seen["recipient"]:
 		bad(1, "no to column: every row needs a recipient")
+		headerOK = false
+	case seen["to"] && seen["recipient"]:
+		bad(1, "both to and recipient columns: keep one")
 		headerOK = false
 	}
 	if !headerOK {
@@ -166,8 +190,23 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 	var row csvRow
 	cells := row.columns(um.Headers)
 	to := make([]string, 1)
+	// the record before, and its line, for a problem with no record of its own
+	var prev []string
+	prevLine := 1
 	for {
+		start = cr.InputOffset()
+		lim.from(start + slack)
 		record, err := cr.Read()
+		if tooLong() {
+			line := csvStartLine(err, 0)
+			if err == nil {
+				line, _ = cr.FieldPos(0)
+			} else if line == 0 {
+				line = lineAfter(prevLine, prev)
+			}
+			bad(line, tooLongText, maxLine)
+			return nil
+		}
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -175,12 +214,14 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
 				bad(pe.StartLine, "wrong number of fields: the header has %d", len(um.Headers))
+				prev, prevLine = record, pe.StartLine
 				continue
 			}
 			bad(csvLine(err, 0), "%s", csvError(err))
 			return nil
 		}
 		line, _ := cr.FieldPos(0)
+		prev, prevLine = record, line
 		row = csvRow{}
 		for i, cell := range record {
 			if p := cells[i]; p != nil {
@@ -200,6 +241,45 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 			return err
 		}
 	}
+}
+
+// capReader passes a CSV file on to the CSV reader's bufio.Reader, and
+// never beyond limit bytes, which readCSV moves past the start of each
+// record. At the limit it ends the input, as if the file ended there, so
+// that encoding/csv closes the record it is in and says which line that
+// record started on; hit tells readCSV why the input ended.
+type capReader struct {
+	r     io.Reader
+	n     int64 // bytes passed on
+	limit int64
+	hit   bool
+}
+
+// from lets the reader pass on maxLine bytes beyond offset.
+func (c *capReader) from(offset int64) { c.limit = offset + maxLine }
+
+func (c *capReader) Read(p []byte) (int, error) {
+	room := c.limit - c.n
+	if room <= 0 {
+		c.hit = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// lineAfter is the line after a record that starts at line: a new line in
+// a field is a line of the record.
+func lineAfter(line int, record []string) int {
+	line++
+	for _, f := range record {
+		line += strings.Count(f, "\n")
+	}
+	return line
 }
 
 // csvFields maps a csv tag to the index of its csvRow field.
@@ -243,6 +323,15 @@ func csvLine(err error, fallback int) int {
 	return fallback
 }
 
+// csvStartLine is the line a record with a CSV error starts on, or fallback.
+func csvStartLine(err error, fallback int) int {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) && pe.StartLine > 0 {
+		return pe.StartLine
+	}
+	return fallback
+}
+
 // csvError words a CSV error without its position, which the caller gives.
 func csvError(err error) string {
 	var pe *csv.ParseError
@@ -258,8 +347,8 @@ func csvError(err error) string {
 	return "read: " + err.Error()
 }
 
-// maxLine is the longest JSON Lines row read: a body and ext of 5 KB and
-// hundreds of recipients fit many times over.
+// maxLine is the longest JSON Lines row and the longest CSV record read: a
+// body and ext of 5 KB and hundreds of recipients fit many times over.
 const maxLine = 4 << 20
 
 func readJSONL(r io.Reader, fn rowFunc, bad badFunc) error {

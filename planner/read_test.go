@@ -1,9 +1,13 @@
 package planner
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -263,6 +267,265 @@ func TestPlanSamples(t *testing.T) {
 			if int64(len(bs)) != p.Total.Batches || recipients != p.Total.Recipients {
 				t.Errorf("Batches gave %d batches of %d recipients; Plan says %d and %d", len(bs), recipients, p.Total.Batches, p.Total.Recipients)
 			}
+		})
+	}
+}
+
+// tooLong is the problem of a CSV record over maxLine bytes.
+var tooLong = fmt.Sprintf("a record longer than %d bytes (an unclosed quote?)", maxLine)
+
+// writeLarge writes head, then unit repeated until it takes at least n
+// bytes, then tail, through a small buffer, so that writing the file holds
+// little memory.
+func writeLarge(t testing.TB, path, head, unit string, n int, tail string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	w.WriteString(head)
+	chunk := strings.Repeat(unit, max(1, (64<<10)/len(unit)))
+	for written := 0; written < n; written += len(chunk) {
+		w.WriteString(chunk)
+	}
+	w.WriteString(tail)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadCSVBoundedMemory plans, through Open and Plan, a CSV with one
+// cell of 100 MB and one with a quote left open before 50 MB of rows, and
+// checks that each is one problem at the line its record starts on, found in
+// memory bounded by maxLine, not by the file. The heap growth is measured
+// with runtime.ReadMemStats: HeapSys, the heap taken from the system, is the
+// peak, and TotalAlloc, every byte allocated, bounds it from above.
+func TestReadCSVBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes files of 100 MB")
+	}
+	const (
+		maxPeak  = 32 << 20
+		maxAlloc = 64 << 20
+	)
+	tests := []struct {
+		name             string
+		head, unit, tail string
+		size             int
+		want             []string // problems, after FILE:
+	}{
+		{
+			name: "cell of 100 MB",
+			head: "to,msg\nalice,hi\nbob,", unit: "x", size: 100 << 20, tail: "\ncarol,hi\n",
+			want: []string{"3: " + tooLong},
+		},
+		{
+			name: "unclosed quote before 50 MB of rows",
+			head: "to,msg\nalice,hi\nbob,\"hi\n", unit: "carol,hi\n", size: 50 << 20,
+			want: []string{"3: " + tooLong},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "big.csv")
+			writeLarge(t, file, tt.head, tt.unit, tt.size, tt.tail)
+			// a low GC target, so that the peak is what the reader holds
+			// rather than garbage the collector has not yet come to
+			defer debug.SetGCPercent(debug.SetGCPercent(20))
+			var before, after runtime.MemStats
+			debug.FreeOSMemory()
+			runtime.ReadMemStats(&before)
+			_, err := planOpts(t, Options{Files: []string{file}})
+			runtime.ReadMemStats(&after)
+			var want []string
+			for _, w := range tt.want {
+				want = append(want, file+":"+w)
+			}
+			checkLines(t, "problems", problemStrings(t, err), want)
+			peak := int64(after.HeapSys-after.HeapReleased) - int64(before.HeapSys-before.HeapReleased)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("file of %d MB: heap grew by %.1f MB at its peak, %.1f MB allocated in all",
+				tt.size>>20, float64(peak)/(1<<20), float64(alloc)/(1<<20))
+			if peak >= maxPeak {
+				t.Errorf("heap grew by %d bytes, want under %d", peak, maxPeak)
+			}
+			if alloc >= maxAlloc {
+				t.Errorf("%d bytes allocated, want under %d", alloc, maxAlloc)
+			}
+		})
+	}
+}
+
+// TestReadCSVRecordCap checks the cap on a CSV record: maxLine bytes, its
+// quoted new lines and line end included (not a byte-order mark), are read;
+// one byte more is a problem at the line the record starts on, and reading
+// that file stops there. The cap counts the text as decoded, for a GBK file
+// too.
+func TestReadCSVRecordCap(t *testing.T) {
+	// cell returns a value that makes the record prefix+value+"\n" take n
+	// bytes.
+	cell := func(prefix string, n int) string { return strings.Repeat("x", n-len(prefix)-1) }
+	gbk := func(s string) string {
+		b, err := simplifiedchinese.GBK.NewEncoder().Bytes([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name     string
+		content  string
+		encoding string
+		rows     []string // line:to of the rows read
+		want     []string // problems
+	}{
+		{
+			name:    "record of maxLine bytes",
+			content: "to,msg\nalice,hi\nbob," + cell("bob,", maxLine) + "\ncarol,hi\n",
+			rows:    []string{"2:alice", "3:bob", "4:carol"},
+		},
+		{
+			name:    "record of maxLine bytes after a byte-order mark and CRLF",
+			content: "\ufeffto,msg\r\nalice,hi\r\nbob," + cell("bob,\r", maxLine) + "\r\ncarol,hi\r\n",
+			rows:    []string{"2:alice", "3:bob", "4:carol"},
+		},
+		{
+			name:    "record of maxLine+1 bytes",
+			content: "to,msg\nalice,hi\nbob," + cell("bob,", maxLine+1) + "\ncarol,hi\n",
+			rows:    []string{"2:alice"},
+			want:    []string{"3: " + tooLong},
+		},
+		{
+			name:    "cell far over the cap, no new line",
+			content: "to,msg\nalice,hi\nbob," + strings.Repeat("x", 3*maxLine),
+			rows:    []string{"2:alice"},
+			want:    []string{"3: " + tooLong},
+		},
+		{
+			name:    "quoted new lines just over the cap",
+			content: "to,msg\nalice,hi\nbob,\"" + strings.Repeat("line\n", maxLine/5) + "\"\ncarol,hi\n",
+			rows:    []string{"2:alice"},
+			want:    []string{"3: " + tooLong},
+		},
+		{
+			name:    "quoted new lines far over the cap",
+			content: "to,msg\nalice,hi\nbob,\"" + strings.Repeat("line\n", maxLine) + "\"\ncarol,hi\n",
+			rows:    []string{"2:alice"},
+			want:    []string{"3: " + tooLong},
+		},
+		{
+			name:    "quote left open in the first field",
+			content: "to,msg\nalice,hi\n\"bob,hi\n" + strings.Repeat("carol,hi\n", maxLine/4),
+			rows:    []string{"2:alice"},
+			want:    []string{"3: " + tooLong},
+		},
+		{
+			name:    "after a record of several lines",
+			content: "to,msg\n\"al\nice\",\"h\ni\"\nbob," + strings.Repeat("x", 2*maxLine),
+			rows:    []string{"2:al\nice"},
+			want:    []string{"5: " + tooLong},
+		},
+		{
+			// The cap counts from the end of the record before: blank
+			// lines are skipped, but not for free. Past the cap there is
+			// no record to name, and the line after the last one read is.
+			name:    "blank lines far over the cap",
+			content: "to,msg\n\"al\nice\",hi\n" + strings.Repeat("\n", 2*maxLine) + "bob,hi\n",
+			rows:    []string{"2:al\nice"},
+			want:    []string{"4: " + tooLong},
+		},
+		{
+			name:    "quote left open at the end of a small file",
+			content: "to,msg\nalice,hi\nbob,\"hi\ncarol,hi\n",
+			rows:    []string{"2:alice"},
+			want:    []string{"4: malformed CSV: a quoted field is not closed properly (column 10, starting at line 3)"},
+		},
+		{
+			name:    "header over the cap",
+			content: "to," + strings.Repeat("x", maxLine) + "\nalice,hi\n",
+			want:    []string{"1: " + tooLong},
+		},
+		{
+			name:    "header with a quote left open",
+			content: "to,\"msg\n" + strings.Repeat("alice,hi\n", maxLine/4),
+			want:    []string{"1: " + tooLong},
+		},
+		{
+			// 中 is 2 bytes in GBK and 3 in UTF-8: 1.5 million are 3 MB
+			// of file and 4.5 MB of text.
+			name:     "GBK cell over the cap as decoded",
+			content:  gbk("to,msg\n张伟,你好\nalice," + strings.Repeat("中", 1_500_000) + "\ncarol,hi\n"),
+			encoding: GBK,
+			rows:     []string{"2:张伟"},
+			want:     []string{"3: " + tooLong},
+		},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, dir, fmt.Sprintf("cap%d.csv", i), tt.content)
+			rows, probs := readRows(t, file, tt.encoding)
+			var got []string
+			for _, r := range rows {
+				got = append(got, fmt.Sprintf("%d:%s", r.line, r.to))
+			}
+			checkLines(t, "rows", got, tt.rows)
+			checkLines(t, "problems", probs, tt.want)
+		})
+	}
+}
+
+// TestReadToAndRecipient checks that a row names its recipients once: a
+// CSV header with both a to and a recipient column, and a JSONL row with
+// both keys, are problems; either alone is fine.
+func TestReadToAndRecipient(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		content string
+		rows    []string // line:to of the rows read
+		want    []string // problems
+	}{
+		{name: "CSV to", file: "a.csv", content: "to,msg\nalice,hi\n", rows: []string{"2:alice"}},
+		{name: "CSV recipient", file: "a.csv", content: "recipient,msg\nalice,hi\n", rows: []string{"2:alice"}},
+		{
+			name: "CSV both", file: "a.csv", content: "to,msg,recipient\nalice,hi,bob\n",
+			want: []string{"1: both to and recipient columns: keep one"},
+		},
+		{
+			name: "CSV both, in any case", file: "a.csv", content: "Recipient,msg, TO \nalice,hi,bob\n",
+			want: []string{"1: both to and recipient columns: keep one"},
+		},
+		{
+			name: "CSV to twice", file: "a.csv", content: "to,msg,to\nalice,hi,bob\n",
+			want: []string{`1: column "to" appears twice`},
+		},
+		{
+			name: "JSONL both", file: "a.jsonl",
+			content: `{"to":"alice","msg":"hi"}` + "\n" + `{"to":"bob","recipient":"carol","msg":"hi"}` + "\n" + `{"recipient":"dave","msg":"hi"}` + "\n",
+			rows:    []string{"1:alice", "3:dave"},
+			want:    []string{"2: both to and recipient keys: keep one"},
+		},
+		{
+			name: "JSONL both, one of them null", file: "a.jsonl",
+			content: `{"to":null,"recipient":"carol","msg":"hi"}` + "\n",
+			want:    []string{"1: both to and recipient keys: keep one"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := writeFile(t, t.TempDir(), tt.file, tt.content)
+			rows, probs := readRows(t, file, "")
+			var got []string
+			for _, r := range rows {
+				got = append(got, fmt.Sprintf("%d:%s", r.line, r.to))
+			}
+			checkLines(t, "rows", got, tt.rows)
+			checkLines(t, "problems", probs, tt.want)
 		})
 	}
 }

@@ -217,9 +217,10 @@ func TestValidation(t *testing.T) {
 			name:  "file that does not exist",
 			files: []string{"file_missing.jsonl"},
 			want: []string{
+				"file_missing.jsonl:1: file ../media/pic.png: outside the folder testdata/invalid",
 				"file_missing.jsonl:2: file nope.png: no such file or directory",
 				"file_missing.jsonl:3: file testdata/media/pic.png: no such file or directory",
-				"file_missing.jsonl:4: file ../media: not a regular file",
+				"file_missing.jsonl:4: file media: not a regular file",
 			},
 		},
 		{
@@ -363,7 +364,7 @@ func TestValidation(t *testing.T) {
 		{
 			name:  "empty CSV",
 			files: []string{"empty.csv"},
-			want:  []string{"empty.csv: empty file: want a header line naming the columns (at least to)"},
+			want:  []string{"empty.csv: no deliveries: the file holds no rows"},
 		},
 		{
 			name:  "not CSV or JSONL",
