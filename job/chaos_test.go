@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,9 +50,9 @@ func TestChaos(t *testing.T) {
 // chaosDelivery is one delivery as the emulator names it.
 type chaosDelivery struct{ kind, scope, to string }
 
-// chaosCampaign writes a random campaign and returns its path and its
+// chaosCampaign draws a random campaign and returns its rows and its
 // distinct deliveries.
-func chaosCampaign(t *testing.T, rng *rand.Rand, dir string) (string, map[chaosDelivery]bool) {
+func chaosCampaign(t *testing.T, rng *rand.Rand) (string, map[chaosDelivery]bool) {
 	t.Helper()
 	type shape struct {
 		kind   chatapi.Kind
@@ -99,11 +98,7 @@ func chaosCampaign(t *testing.T, rng *rand.Rand, dir string) (string, map[chaosD
 		}
 	}
 	rng.Shuffle(len(lines), func(i, j int) { lines[i], lines[j] = lines[j], lines[i] })
-	path := filepath.Join(dir, "chaos.jsonl")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, all
+	return strings.Join(lines, "\n") + "\n", all
 }
 
 // chaosFaults draws a fault mix.
@@ -163,28 +158,16 @@ func (s *countingSender) Send(ctx context.Context, b chatapi.Batch) (chatapi.Res
 
 func chaosSeed(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	dir := t.TempDir()
-	path, all := chaosCampaign(t, rng, dir)
-	srv, err := emulator.Listen("127.0.0.1:0", emulator.Config{QuotaScale: 10, Seed: int64(seed), KeepIDs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	rows, all := chaosCampaign(t, rng)
+	f := newFixture(t, rows, emulator.Config{QuotaScale: 10, Seed: int64(seed), KeepIDs: true}, "t")
+	srv, store, camp := f.srv, f.store, f.camp
+	// calls the server stalls are given up soon, and uncertain
 	client, err := chatapi.New(chatapi.Config{Host: srv.URL, Org: "o", App: "a", Tokens: chatapi.StaticToken("t"), Timeout: 400 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	camp, err := planner.Open(planner.Options{Files: []string{path}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := job.CampaignConfig{Config: job.Config{
-		Workers: 1 + rng.IntN(8), Quotas: chaosQuotas(), Campaign: "chaos",
+		Workers: 1 + rng.IntN(8), Quotas: chaosQuotas(), Campaign: "c",
 		Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		Pacing: job.Pacing{Headroom: 0.02, Lead: 2 * time.Millisecond, Recovery: 300 * time.Millisecond, Floor: 0.05},
 	}}
@@ -232,7 +215,7 @@ func chaosCheck(t *testing.T, phase int, faults emulator.Faults, srv *emulator.R
 	if st.TrapRequests != 0 {
 		t.Errorf("phase %d: %d requests followed a redirect", phase, st.TrapRequests)
 	}
-	c := store.Campaign("chaos")
+	c := store.Campaign("c")
 	err := c.Records(func(r checkpoint.Record) error {
 		if r.State == checkpoint.InFlight {
 			t.Errorf("phase %d: record %d is still in flight after the run returned", phase, r.Seq)
