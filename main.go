@@ -129,13 +129,17 @@ func fakeServerCommand() *cli.Command {
 			&cli.Float64Flag{Name: "redirect", Usage: "answer this `FRACTION` of calls with a redirect to a trap listener"},
 			&cli.Float64Flag{Name: "token-redirect", Usage: "answer this `FRACTION` of POST /token with a redirect to a trap listener"},
 			&cli.Float64Flag{Name: "stall-after", Usage: "deliver, then never answer this `FRACTION` of calls"},
-			&cli.DurationFlag{Name: "latency", Usage: "answer each call `DURATION` after it arrived (it is counted on arrival)"},
+			&cli.StringFlag{Name: "latency", Usage: "answer each call `DURATION` after it arrived (it is counted on arrival), or a range drawn per call: 5ms-60ms"},
 			&cli.DurationFlag{Name: "latency-jitter", Usage: "add a random delay of up to `DURATION`, drawn per call, to the latency"},
 			&cli.DurationFlag{Name: "retry-after", Usage: "the Retry-After of 429 and 503 answers, `DURATION` in whole seconds (default 1s)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the fault draws"},
 			&cli.DurationFlag{Name: "token-ttl", Usage: "lifetime of the app tokens POST /token issues (default 24h)"},
 		},
 		Action: func(c *cli.Context) error {
+			latency, jitter, err := parseLatency(c.String("latency"))
+			if err != nil {
+				return err
+			}
 			cfg := emulator.Config{
 				QuotaScale: c.Float64("quota-scale"),
 				Seed:       c.Int64("seed"),
@@ -155,8 +159,8 @@ func fakeServerCommand() *cli.Command {
 					Redirect:        c.Float64("redirect"),
 					TokenRedirect:   c.Float64("token-redirect"),
 					StallAfter:      c.Float64("stall-after"),
-					Latency:         c.Duration("latency"),
-					LatencyJitter:   c.Duration("latency-jitter"),
+					Latency:         latency,
+					LatencyJitter:   jitter + c.Duration("latency-jitter"),
 					RetryAfter:      c.Duration("retry-after"),
 				},
 			}
@@ -173,6 +177,26 @@ func fakeServerCommand() *cli.Command {
 			return srv.Close()
 		},
 	}
+}
+
+// parseLatency reads --latency: a duration, or a range LOW-HIGH whose
+// draws are uniform.
+func parseLatency(s string) (base, jitter time.Duration, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	if base, err = time.ParseDuration(lo); err != nil {
+		return 0, 0, fmt.Errorf("--latency %q: %w", s, err)
+	}
+	if isRange {
+		top, err := time.ParseDuration(hi)
+		if err != nil || top < base {
+			return 0, 0, fmt.Errorf("--latency %q: want DURATION or LOW-HIGH with LOW <= HIGH", s)
+		}
+		jitter = top - base
+	}
+	return base, jitter, nil
 }
 
 // campaignFlags are the flags that say how to read a campaign.

@@ -130,3 +130,21 @@ func TestPlanCommand(t *testing.T) {
 		}
 	})
 }
+
+func TestParseLatency(t *testing.T) {
+	tests := []struct {
+		in           string
+		base, jitter time.Duration
+		bad          bool
+	}{
+		{in: ""}, {in: "20ms", base: 20 * time.Millisecond},
+		{in: "5ms-60ms", base: 5 * time.Millisecond, jitter: 55 * time.Millisecond},
+		{in: "60ms-5ms", bad: true}, {in: "soon", bad: true}, {in: "5ms-", bad: true},
+	}
+	for _, tt := range tests {
+		base, jitter, err := parseLatency(tt.in)
+		if (err != nil) != tt.bad || base != tt.base || jitter != tt.jitter {
+			t.Errorf("parseLatency(%q): got %v, %v, %v; want %v, %v, error %v", tt.in, base, jitter, err, tt.base, tt.jitter, tt.bad)
+		}
+	}
+}

@@ -494,6 +494,7 @@ func (s *Server) decide(ep *endpoint, req *request, b base, origin, path string)
 	}
 
 	ep.charge(now, n)
+	s.kinds[ep.kind].admitted(ep, now, n)
 	var skip map[string]bool
 	if fault == FaultPartialDeliver && !ep.directed {
 		skip = s.undelivered(req.to)

@@ -35,6 +35,29 @@ type KindStats struct {
 	RoomDrops  int            `json:"room_drops"`
 	Responses  map[int]int    `json:"responses"`
 	Faults     map[string]int `json:"faults"`
+	// Peaks is the most each quota's sliding window ever held, by
+	// "unit/span" ("messages/1s", "calls/1m0s"): what a pacing run is
+	// judged by.
+	Peaks map[string]int `json:"peaks"`
+	// First and Last are the arrivals of the first and the last call
+	// admitted, and LastMessages the messages of that last call: the
+	// span a pacing run took, for its share of the quota.
+	First        time.Time `json:"first"`
+	Last         time.Time `json:"last"`
+	LastMessages int       `json:"last_messages"`
+}
+
+// admitted records a call of n messages admitted at now.
+func (k *KindStats) admitted(ep *endpoint, now time.Time, n int) {
+	for _, q := range ep.quotas {
+		key := q.Unit + "/" + q.Span.String()
+		k.Peaks[key] = max(k.Peaks[key], q.w.sum)
+	}
+	now = now.Round(0).UTC() // as the JSON form keeps it
+	if k.First.IsZero() {
+		k.First = now
+	}
+	k.Last, k.LastMessages = now, n
 }
 
 // KindLimits holds the per-call caps and the quotas of one endpoint kind.
@@ -53,12 +76,13 @@ type Quota struct {
 }
 
 func newKindStats() *KindStats {
-	return &KindStats{Responses: map[int]int{}, Faults: map[string]int{}}
+	return &KindStats{Responses: map[int]int{}, Faults: map[string]int{}, Peaks: map[string]int{}}
 }
 
 func (k *KindStats) clone() KindStats {
 	c := *k
 	c.Responses = maps.Clone(k.Responses)
 	c.Faults = maps.Clone(k.Faults)
+	c.Peaks = maps.Clone(k.Peaks)
 	return c
 }
