@@ -381,8 +381,9 @@ func (r *runner) dispatch(ctx, sendCtx context.Context, g *errgroup.Group, e *en
 		case <-ctx.Done():
 			return nil
 		}
-		b, at := e.book(time.Now(), it)
-		if !sleepUntil(ctx, at.Add(-r.cfg.Pacing.Lead)) {
+		b, bk := e.book(time.Now(), it)
+		if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
+			e.pacer.cancel(bk)
 			<-r.sem
 			return nil
 		}
@@ -397,14 +398,14 @@ func (r *runner) dispatch(ctx, sendCtx context.Context, g *errgroup.Group, e *en
 				e.mu.Unlock()
 				e.signal()
 			}()
-			return r.call(ctx, sendCtx, e, b, at)
+			return r.call(ctx, sendCtx, e, b, bk)
 		})
 	}
 }
 
 // book reserves the next call of e for it at now or later, splitting off
 // what the message window has no room for yet.
-func (e *endpoint) book(now time.Time, it item) (item, time.Time) {
+func (e *endpoint) book(now time.Time, it item) (item, booking) {
 	m := it.batch.Message
 	to := it.batch.To
 	rooms := func(n int) []string {
@@ -413,14 +414,14 @@ func (e *endpoint) book(now time.Time, it item) (item, time.Time) {
 		}
 		return to[:n]
 	}
-	at, n := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
-	if n < len(to) {
+	bk := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
+	if n := bk.n; n < len(to) {
 		// Each part owns its recipients: the carried part grows by
 		// append, and must never write into the part booked here.
 		e.carry(item{batch: planner.Batch{Message: m, To: slices.Clone(to[n:])}, attempts: it.attempts})
 		it.batch.To = slices.Clone(to[:n])
 	}
-	return it, at
+	return it, bk
 }
 
 // carry keeps the part of a batch split off by book, and joins it with the
@@ -477,7 +478,7 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 
 // call records, sends at its booked time (with sendCtx), and records one
 // batch.
-func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, at time.Time) error {
+func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk booking) error {
 	m := it.batch.Message
 	kind := m.Kind
 	msg, err := r.prepare(ctx, m)
@@ -496,9 +497,18 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, at tim
 	}
 	r.stored.Store(sk, true)
 
-	if !sleepUntil(ctx, at) {
-		rec.State, rec.Error, rec.Time = checkpoint.Pending, "interrupted before sending", time.Time{}
-		return r.finish(rec)
+	// Sleep to the booked time, then have the pacer stamp the call as it
+	// leaves; a call late enough to find its windows full waits for room.
+	for wait := bk.at; ; {
+		if !sleepUntil(ctx, wait) {
+			e.pacer.cancel(bk)
+			rec.State, rec.Error, rec.Time = checkpoint.Pending, "interrupted before sending", time.Time{}
+			return r.finish(rec)
+		}
+		var ok bool
+		if wait, ok = e.pacer.send(bk, time.Now()); ok {
+			break
+		}
 	}
 
 	r.progress.kind(kind).Calls.Add(1)

@@ -2,16 +2,19 @@ package job
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"time"
 
 	"imcast/chatapi"
 )
 
-// stamp is events taken from a limit at a time.
+// stamp is events taken from a limit at a time: a call booked for that
+// time (id set), or sent then (id 0).
 type stamp struct {
 	at time.Time
 	n  int
+	id uint64
 }
 
 // window is the log of what one limit has given out: the events of the last
@@ -34,14 +37,69 @@ func (w *window) trim(t time.Time) {
 }
 
 // used is how many events count in the window ending at t: those after
-// t - span.
+// t - span, up to t.
 func (w *window) used(t time.Time) int {
 	cut := t.Add(-w.span)
 	n := 0
 	for i := len(w.log) - 1; i >= 0 && w.log[i].at.After(cut); i-- {
-		n += w.log[i].n
+		if !w.log[i].at.After(t) {
+			n += w.log[i].n
+		}
 	}
 	return n
+}
+
+// last is the time of the latest event, zero if none.
+func (w *window) last() time.Time {
+	if len(w.log) == 0 {
+		return time.Time{}
+	}
+	return w.log[len(w.log)-1].at
+}
+
+// insert adds s in time order.
+func (w *window) insert(s stamp) {
+	if s.n <= 0 {
+		return
+	}
+	i := len(w.log)
+	for i > 0 && w.log[i-1].at.After(s.at) {
+		i--
+	}
+	w.log = slices.Insert(w.log, i, s)
+}
+
+// remove drops the events of booking id.
+func (w *window) remove(id uint64) {
+	w.log = slices.DeleteFunc(w.log, func(s stamp) bool { return s.id == id })
+}
+
+// holds reports whether n more events at t keep every window that counts
+// them within limit: the one ending at t, and those ending at the later
+// events already in the log (calls booked ahead).
+func (w *window) holds(t time.Time, n, limit int) bool {
+	if w.used(t)+n > limit {
+		return false
+	}
+	end := t.Add(w.span)
+	for _, s := range w.log {
+		if s.at.After(t) && s.at.Before(end) && w.used(s.at)+n > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// nextHold is the earliest time after t at which holds may turn true: when
+// the next event counting at t leaves the window.
+func (w *window) nextHold(t time.Time) time.Time {
+	cut := t.Add(-w.span)
+	for _, s := range w.log {
+		if s.at.After(cut) {
+			return s.at.Add(w.span + time.Nanosecond)
+		}
+	}
+	return t.Add(time.Millisecond)
 }
 
 // fitsAt returns the earliest time at or after t when n more events fit
@@ -56,6 +114,9 @@ func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
 		if !s.at.After(cut) {
 			continue
 		}
+		if s.at.After(t) {
+			break // held for later: not counted at t
+		}
 		used -= s.n
 		if used+n <= limit {
 			// s leaves the window just after s.at + span
@@ -63,12 +124,6 @@ func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
 		}
 	}
 	return t.Add(w.span) // n alone exceeds the limit: never happens with limit >= n
-}
-
-func (w *window) add(t time.Time, n int) {
-	if n > 0 {
-		w.log = append(w.log, stamp{at: t, n: n})
-	}
 }
 
 // Pacing tunes a pacer.
@@ -106,6 +161,15 @@ type pacer struct {
 	factor    float64   // fraction of the quota in force after a refusal
 	refusedAt time.Time
 	kind      chatapi.Kind
+	lastID    uint64
+}
+
+// booking is a call booked by book and not yet stamped by send.
+type booking struct {
+	id    uint64
+	at    time.Time
+	n     int      // messages
+	rooms []string // chat rooms the call posts into
 }
 
 func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows) *pacer {
@@ -148,14 +212,14 @@ func (p *pacer) refused(now time.Time) {
 // rooms it posts into, for the per-room limit) and returns when it may be
 // sent and how many of the recipients it may carry: fewer than asked when
 // the message window has room for part of the batch only and split allows
-// it. Events are charged at the returned time.
-func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []string) (time.Time, int) {
+// it. Events are held for the booking at its time, until send stamps them
+// at the time the call really leaves.
+func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []string) booking {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := now.Add(p.cfg.Lead)
-	if p.next.After(t) {
-		t = p.next
-	}
+	// bookings go in time order, after every event held or stamped
+	t = later(later(t, p.next), later(p.calls.last(), p.messages.last()))
 	n := size
 	for range 64 {
 		callLimit := p.scale(p.calls.limit, t)
@@ -183,19 +247,76 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 		}
 		t = at
 	}
+	p.lastID++
+	b := booking{id: p.lastID, at: t, n: n}
 	p.calls.trim(t)
-	p.calls.add(t, 1)
+	p.calls.insert(stamp{at: t, n: 1, id: b.id})
 	spacing := time.Duration(float64(p.calls.span) / float64(p.scale(p.calls.limit, t)))
 	if p.messages.limit > 0 {
 		p.messages.trim(t)
-		p.messages.add(t, n)
+		p.messages.insert(stamp{at: t, n: n, id: b.id})
 		spacing = max(spacing, time.Duration(float64(p.messages.span)*float64(n)/float64(p.scale(p.messages.limit, t))))
 	}
 	if p.rooms != nil {
-		p.rooms.add(t, rooms(n))
+		b.rooms = slices.Clone(rooms(n))
+		p.rooms.add(t, b.rooms, b.id)
 	}
 	p.next = t.Add(spacing)
-	return t, n
+	return b
+}
+
+// cancel drops what booking b holds, for a call that will not be sent.
+func (p *pacer) cancel(b booking) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls.remove(b.id)
+	p.messages.remove(b.id)
+	if p.rooms != nil {
+		p.rooms.remove(b.rooms, b.id)
+	}
+}
+
+// send stamps booking b at now, the moment its request leaves: the
+// windows then count what the server counts, the call as it arrives, not
+// as it was planned. A call that leaves late is checked again at its real
+// time; when its windows have no room then, send returns the time to try
+// again (b's hold is gone by then), and false.
+func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls.remove(b.id)
+	p.messages.remove(b.id)
+	if p.rooms != nil {
+		p.rooms.remove(b.rooms, b.id)
+	}
+	t := now
+	for range 64 {
+		next := t
+		if !p.calls.holds(t, 1, p.scale(p.calls.limit, t)) {
+			next = later(next, p.calls.nextHold(t))
+		}
+		if p.messages.limit > 0 && !p.messages.holds(t, b.n, p.scale(p.messages.limit, t)) {
+			next = later(next, p.messages.nextHold(t))
+		}
+		if p.rooms != nil {
+			next = later(next, p.rooms.fitsAt(t, b.rooms))
+		}
+		if next.Equal(t) {
+			break
+		}
+		t = next
+	}
+	if t.After(now) {
+		return t, false
+	}
+	p.calls.insert(stamp{at: now, n: 1})
+	if p.messages.limit > 0 {
+		p.messages.insert(stamp{at: now, n: b.n})
+	}
+	if p.rooms != nil {
+		p.rooms.add(now, b.rooms, 0)
+	}
+	return now, true
 }
 
 func later(a, b time.Time) time.Time {
@@ -231,17 +352,28 @@ func (r *roomWindows) fitsAt(t time.Time, rooms []string) time.Time {
 	return at
 }
 
-func (r *roomWindows) add(t time.Time, rooms []string) {
+// remove drops booking id from rooms.
+func (r *roomWindows) remove(rooms []string, id uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, id := range rooms {
-		w := r.rooms[id]
+	for _, room := range rooms {
+		if w := r.rooms[room]; w != nil {
+			w.remove(id)
+		}
+	}
+}
+
+func (r *roomWindows) add(t time.Time, rooms []string, id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, room := range rooms {
+		w := r.rooms[room]
 		if w == nil {
 			w = &window{limit: chatapi.RoomMessagesPerSecond, span: r.span}
-			r.rooms[id] = w
+			r.rooms[room] = w
 		}
 		w.trim(t)
-		w.add(t, 1)
+		w.insert(stamp{at: t, n: 1, id: id})
 	}
 	// Forget rooms that went quiet, so that a campaign to a million rooms
 	// does not keep a million logs.

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,7 +69,11 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 					it = item{batch: planner.Batch{Message: msg, To: to}}
 				}
 				size := len(it.batch.To)
-				b, at := e.book(now, it)
+				b, bk := e.book(now, it)
+				at := bk.at
+				if _, ok := e.pacer.send(bk, at); !ok {
+					t.Fatalf("a call sent at its booked time %v found no room", at)
+				}
 				n := len(b.batch.To)
 				if at.Before(now) {
 					t.Fatalf("booked %v, before now %v", at, now)
@@ -121,11 +126,16 @@ func TestPacerSlowsAfterARefusalAndRecovers(t *testing.T) {
 	p := newPacer(chatapi.Rooms, q, cfg, newRoomWindows(cfg.Headroom))
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	rooms := func(n int) []string { return nil }
+	book := func(at time.Time) time.Time {
+		b := p.book(at, 10, true, rooms)
+		p.send(b, b.at)
+		return b.at
+	}
 	rate := func(from time.Time, calls int) float64 {
-		t0, _ := p.book(from, 10, true, rooms)
+		t0 := book(from)
 		var last time.Time
 		for range calls {
-			last, _ = p.book(t0, 10, true, rooms)
+			last = book(t0)
 			t0 = last
 		}
 		return float64(calls*10) / last.Sub(from).Seconds()
@@ -150,12 +160,49 @@ func TestPacerLimitsMessagesIntoOneRoom(t *testing.T) {
 	var times []time.Time
 	var ones []int
 	for range 100 {
-		at, _ := p.book(now, 20, true, func(int) []string { return []string{"the-room"} })
+		b := p.book(now, 20, true, func(int) []string { return []string{"the-room"} })
+		at := b.at
+		p.send(b, at)
 		times, ones = append(times, at), append(ones, 1)
 		now = at
 	}
 	limit := chatapi.Limit{N: chatapi.RoomMessagesPerSecond, Window: time.Second}
 	if got := worstWindow(times, ones, limit); got > limit.N {
 		t.Errorf("%d messages into one room within a second, limit %d", got, limit.N)
+	}
+}
+
+// TestPacerStampsLateCallsWhenTheyLeave books calls ahead and lets some
+// leave late, as a slow ledger write or a busy machine makes them: the
+// windows count each call when it really left, so that no window of the
+// server, which counts calls as they arrive, holds more than the quota.
+func TestPacerStampsLateCallsWhenTheyLeave(t *testing.T) {
+	q := chatapi.Groups.DefaultQuota()
+	p := newPacer(chatapi.Groups, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	var times []time.Time
+	var msgs []int
+	for i := range 400 {
+		b := p.book(now, 3, false, func(int) []string { return nil })
+		leave := b.at
+		if i%7 == 3 {
+			leave = leave.Add(35 * time.Millisecond) // late
+		}
+		for range 100 {
+			at, ok := p.send(b, leave)
+			if ok {
+				break
+			}
+			if !at.After(leave) {
+				t.Fatalf("send: no room at %v, but try again at %v", leave, at)
+			}
+			leave = at
+		}
+		times, msgs = append(times, leave), append(msgs, b.n)
+		now = b.at
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	if got := worstWindow(times, msgs, q.Messages); got > q.Messages.N {
+		t.Errorf("messages: %d in one %v window, quota %d", got, q.Messages.Window, q.Messages.N)
 	}
 }
