@@ -200,7 +200,7 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
 
-	rooms := newRoomWindows(cfg.Pacing.Headroom)
+	rooms := newRoomWindows(cfg.Pacing.Margin)
 	byPath := map[string]*endpoint{}
 	var order []*endpoint
 	for _, k := range cfg.Kinds {

@@ -128,11 +128,14 @@ func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
 
 // Pacing tunes a pacer.
 type Pacing struct {
-	// Headroom widens every window by this fraction (0.02: a 1 s window is
-	// counted over 1.02 s), so that jitter between this process and the
-	// server never puts two calls inside one server window that were
-	// outside one here. The pace reached is 1/(1+Headroom) of the quota.
-	Headroom float64
+	// Margin widens every window by this much time (a 1 s window is
+	// counted over 1.01 s), so that the few milliseconds between the
+	// moment a call is stamped here and the moment the server counts it
+	// never put two calls inside one server window that were outside one
+	// here. It is time, not a fraction: the same few milliseconds cover a
+	// 1 s and a 60 s window, and the pace reached is Window/(Window+Margin)
+	// of the quota.
+	Margin time.Duration
 	// Lead is how far ahead of now a call is booked, to leave time for the
 	// ledger write before it; the call then goes out at its booked time.
 	Lead time.Duration
@@ -144,7 +147,7 @@ type Pacing struct {
 }
 
 // DefaultPacing is what Run uses when Config.Pacing is zero.
-var DefaultPacing = Pacing{Headroom: 0.02, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
+var DefaultPacing = Pacing{Margin: 10 * time.Millisecond, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
 
 // pacer books calls of one endpoint under its quotas: the call limit, the
 // message limit, and the limit of messages into one chat room. It paces
@@ -174,7 +177,7 @@ type booking struct {
 
 func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows) *pacer {
 	widen := func(l chatapi.Limit) window {
-		return window{limit: l.N, span: time.Duration(float64(l.Window) * (1 + cfg.Headroom))}
+		return window{limit: l.N, span: l.Window + cfg.Margin}
 	}
 	p := &pacer{cfg: cfg, calls: widen(q.Calls), factor: 1, kind: kind}
 	if q.Messages.N > 0 {
@@ -336,8 +339,8 @@ type roomWindows struct {
 	adds  int
 }
 
-func newRoomWindows(headroom float64) *roomWindows {
-	return &roomWindows{span: time.Duration(float64(time.Second) * (1 + headroom)), rooms: map[string]*window{}}
+func newRoomWindows(margin time.Duration) *roomWindows {
+	return &roomWindows{span: time.Second + margin, rooms: map[string]*window{}}
 }
 
 func (r *roomWindows) fitsAt(t time.Time, rooms []string) time.Time {

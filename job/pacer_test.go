@@ -51,7 +51,7 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 			}
 			// the dispatcher's order: split parts and refusals first, then
 			// fresh batches of distinct recipients (and rooms)
-			e := &endpoint{pacer: newPacer(tt.kind, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom)), wake: make(chan struct{}, 1)}
+			e := &endpoint{pacer: newPacer(tt.kind, q, DefaultPacing, newRoomWindows(DefaultPacing.Margin)), wake: make(chan struct{}, 1)}
 			msg := &planner.Message{Kind: tt.kind, Scope: "the-room"}
 			now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 			start := now
@@ -123,7 +123,7 @@ func TestPacerSlowsAfterARefusalAndRecovers(t *testing.T) {
 	q := chatapi.Rooms.DefaultQuota()
 	cfg := DefaultPacing
 	cfg.Recovery = 10 * time.Second
-	p := newPacer(chatapi.Rooms, q, cfg, newRoomWindows(cfg.Headroom))
+	p := newPacer(chatapi.Rooms, q, cfg, newRoomWindows(cfg.Margin))
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	rooms := func(n int) []string { return nil }
 	book := func(at time.Time) time.Time {
@@ -155,7 +155,7 @@ func TestPacerSlowsAfterARefusalAndRecovers(t *testing.T) {
 
 func TestPacerLimitsMessagesIntoOneRoom(t *testing.T) {
 	q := chatapi.RoomMembers.DefaultQuota()
-	p := newPacer(chatapi.RoomMembers, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+	p := newPacer(chatapi.RoomMembers, q, DefaultPacing, newRoomWindows(DefaultPacing.Margin))
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	var times []time.Time
 	var ones []int
@@ -178,7 +178,7 @@ func TestPacerLimitsMessagesIntoOneRoom(t *testing.T) {
 // server, which counts calls as they arrive, holds more than the quota.
 func TestPacerStampsLateCallsWhenTheyLeave(t *testing.T) {
 	q := chatapi.Groups.DefaultQuota()
-	p := newPacer(chatapi.Groups, q, DefaultPacing, newRoomWindows(DefaultPacing.Headroom))
+	p := newPacer(chatapi.Groups, q, DefaultPacing, newRoomWindows(DefaultPacing.Margin))
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	var times []time.Time
 	var msgs []int
