@@ -41,6 +41,15 @@ func TestRenamedFileSendsNothing(t *testing.T) {
 	if code != exitInvalid || !strings.Contains(stderr, `campaign "promo" already holds 3`) {
 		t.Errorf("renamed file: exit %d, stderr %q; want %d naming campaign promo and its 3 deliveries", code, stderr, exitInvalid)
 	}
+	// a campaign column naming a campaign the ledger does not hold is
+	// no way around it
+	c := filepath.Join(dir, "edited.csv")
+	if err := os.WriteFile(c, []byte("campaign,to,msg\nzzz,u1,sale\nzzz,u2,sale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = runCLI(t, args(c)...); code != exitInvalid || !strings.Contains(stderr, `campaign "promo" already holds 2`) {
+		t.Errorf("renamed file: exit %d, stderr %q; want %d naming campaign promo and its 3 deliveries", code, stderr, exitInvalid)
+	}
 	if n := srv.Stats().Requests - before; n != 0 {
 		t.Errorf("the renamed file made %d requests, want 0", n)
 	}

@@ -172,6 +172,13 @@ func (c *Client) Send(ctx context.Context, b Batch) (Result, error) {
 	var res Result
 	err := c.withToken(ctx, func(token string) (err error) {
 		res, err = c.send(ctx, b, token)
+		// A server that answers with a secret as a message ID does not
+		// get it written to the ledger: that recipient has no ID.
+		for to, id := range res.IDs {
+			if c.holdsSecret(id, token) {
+				delete(res.IDs, to)
+			}
+		}
 		return err
 	})
 	return res, err
@@ -304,13 +311,15 @@ func classify(status int) Outcome {
 // messageIDs maps the batch's recipients to the IDs in the answer's data.
 func messageIDs(b Batch, data map[string]json.RawMessage) map[string]string {
 	ids := make(map[string]string, len(b.To))
+	// An ID is a non-empty string or a number; the legacy API names what
+	// it delivered "success", and anything else there is no delivery.
 	str := func(raw json.RawMessage) (string, bool) {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			return s, true
+			return s, s != "" && (!b.Kind.Legacy() || s == "success")
 		}
 		var n json.Number
-		if json.Unmarshal(raw, &n) == nil {
+		if json.Unmarshal(raw, &n) == nil && !b.Kind.Legacy() {
 			return n.String(), true
 		}
 		return "", false

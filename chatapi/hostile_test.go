@@ -141,3 +141,41 @@ func TestAnswersAreReadByClass(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsAreNotTakenFromAnswers has a hostile server echo the bearer
+// token as a message ID and as an error code, and give IDs that are no
+// IDs: none of it is taken as a delivery, and no secret comes back.
+func TestSecretsAreNotTakenFromAnswers(t *testing.T) {
+	const token = "bearer-secret-value"
+	status := 200
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(status)
+		if status == 200 {
+			fmt.Fprintf(w, `{"data":{"u1":%q,"u2":"","u3":null,"u4":"77"}}`, token)
+			return
+		}
+		fmt.Fprintf(w, `{"error":%q,"error_description":"x"}`, token)
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, chatapi.StaticToken(token), time.Second)
+	res, err := c.Send(context.Background(), txt(chatapi.Users, "", "u1", "u2", "u3", "u4"))
+	if err != nil || len(res.IDs) != 1 || res.IDs["u4"] != "77" {
+		t.Errorf("got %v, %v; want only u4 sent, as 77", res.IDs, err)
+	}
+	status = 400
+	_, err = c.Send(context.Background(), txt(chatapi.Users, "", "u1"))
+	if err == nil || strings.Contains(err.Error(), token) {
+		t.Errorf("error %v: want one without the token", err)
+	}
+	legacy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, `{"data":{"u1":"success","u2":"fail","u3":"user not found"}}`)
+	}))
+	t.Cleanup(legacy.Close)
+	c = newClient(t, legacy.URL, chatapi.StaticToken(token), time.Second)
+	res, err = c.Send(context.Background(), txt(chatapi.LegacyUsers, "", "u1", "u2", "u3"))
+	if err != nil || len(res.IDs) != 1 || res.IDs["u1"] != "success" {
+		t.Errorf("legacy: got %v, %v; want only u1 delivered", res.IDs, err)
+	}
+}

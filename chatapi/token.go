@@ -165,6 +165,7 @@ func (c *Client) redact(err error, tokens ...string) error {
 	if errors.As(err, &e) {
 		out := *e
 		out.Description = scrub(e.Description)
+		out.Code = scrub(e.Code)
 		if e.Err != nil && scrub(e.Err.Error()) != e.Err.Error() {
 			out.Err = &redactedError{msg: scrub(e.Err.Error()), err: e.Err}
 		}
@@ -174,6 +175,16 @@ func (c *Client) redact(err error, tokens ...string) error {
 		return &redactedError{msg: scrub(s), err: err}
 	}
 	return err
+}
+
+// holdsSecret reports whether s holds the client secret or one of tokens.
+func (c *Client) holdsSecret(s string, tokens ...string) bool {
+	for _, x := range append(slices.Clone(c.secrets), tokens...) {
+		if len(x) >= 4 && strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // redactedError is an error whose text had a secret in it.

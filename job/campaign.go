@@ -71,24 +71,22 @@ func (l *ledgerState) of(name string) (*checkpoint.Deliveries, error) {
 	return d, nil
 }
 
-// elsewhere is every other campaign of the ledger, read but left as it is,
-// to find deliveries a renamed or copied file would send again.
+// elsewhere is every campaign of the ledger, read but left as it is, to
+// find deliveries a renamed or copied file, or a report's campaign column
+// edited, would send again under another campaign.
 type elsewhere struct {
 	names  []string
 	states []*checkpoint.Deliveries
 	found  map[string]int64 // deliveries of this run each campaign already holds
 }
 
-func loadElsewhere(store Store, self string) (*elsewhere, error) {
+func loadElsewhere(store Store) (*elsewhere, error) {
 	names, err := store.Campaigns()
 	if err != nil {
 		return nil, err
 	}
 	e := &elsewhere{found: map[string]int64{}}
 	for _, name := range names {
-		if name == self {
-			continue
-		}
 		d, err := store.Campaign(name).Load()
 		if err != nil {
 			return nil, fmt.Errorf("campaign %s: %w", name, err)
@@ -99,10 +97,13 @@ func loadElsewhere(store Store, self string) (*elsewhere, error) {
 	return e, nil
 }
 
-// check counts the delivery against each campaign that holds it as sent, or
-// possibly sent.
-func (e *elsewhere) check(m *planner.Message, to string) {
+// check counts the delivery against each campaign but its own that holds
+// it as sent, or possibly sent.
+func (e *elsewhere) check(m *planner.Message, to, own string) {
 	for i, d := range e.states {
+		if e.names[i] == own {
+			continue
+		}
 		switch d.State(string(m.Kind), m.Scope, m.Digest, to) {
 		case checkpoint.Sent, checkpoint.Uncertain:
 			e.found[e.names[i]]++
@@ -131,7 +132,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	var others *elsewhere
 	if !cfg.Named {
 		var err error
-		if others, err = loadElsewhere(store, cfg.Campaign); err != nil {
+		if others, err = loadElsewhere(store); err != nil {
 			return nil, err
 		}
 	}
@@ -167,8 +168,8 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 			res.HeldUncertain++
 		}
 		send := toSend(st)
-		if send && others != nil && m.Campaign == "" {
-			others.check(m, to)
+		if send && others != nil {
+			others.check(m, to, cfg.campaignOf(m))
 		}
 		return send, nil
 	})

@@ -60,7 +60,7 @@ func (e *SentElsewhereError) Error() string {
 	names := slices.Sorted(maps.Keys(e.Found))
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("campaign %q already holds %d of them as sent", n, e.Found[n])
+		parts[i] = fmt.Sprintf("campaign %q already holds %d of them as sent or uncertain", n, e.Found[n])
 	}
 	return fmt.Sprintf("%s; nothing was sent (a renamed or copied file?). To send them again on purpose, name the campaign: --campaign %s",
 		strings.Join(parts, ", "), e.Campaign)
