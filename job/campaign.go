@@ -71,25 +71,27 @@ func (l *ledgerState) of(name string) (*checkpoint.Deliveries, error) {
 	return d, nil
 }
 
-// elsewhere is every campaign of the ledger, read but left as it is, to
-// find deliveries a renamed or copied file, or a report's campaign column
-// edited, would send again under another campaign.
+// elsewhere is every campaign of the ledger, to find deliveries a renamed
+// or copied file, or a report's campaign column edited, would send again
+// under another campaign.
 type elsewhere struct {
 	names  []string
 	states []*checkpoint.Deliveries
 	found  map[string]int64 // deliveries of this run each campaign already holds
 }
 
-func loadElsewhere(store Store) (*elsewhere, error) {
-	names, err := store.Campaigns()
+// elsewhere reads every campaign of the ledger, each once: the run's own
+// and those rows name are then read already.
+func (l *ledgerState) elsewhere() (*elsewhere, error) {
+	names, err := l.store.Campaigns()
 	if err != nil {
 		return nil, err
 	}
 	e := &elsewhere{found: map[string]int64{}}
 	for _, name := range names {
-		d, err := store.Campaign(name).Load()
+		d, err := l.of(name)
 		if err != nil {
-			return nil, fmt.Errorf("campaign %s: %w", name, err)
+			return nil, err
 		}
 		e.names = append(e.names, name)
 		e.states = append(e.states, d)
@@ -126,13 +128,13 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		return nil, fmt.Errorf("no campaign name")
 	}
 	ledger := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
-	if _, err := ledger.of(cfg.Campaign); err != nil {
+	own, err := ledger.of(cfg.Campaign)
+	if err != nil {
 		return nil, err
 	}
 	var others *elsewhere
 	if !cfg.Named {
-		var err error
-		if others, err = loadElsewhere(store); err != nil {
+		if others, err = ledger.elsewhere(); err != nil {
 			return nil, err
 		}
 	}
@@ -147,9 +149,12 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		return true
 	}
 	state := func(m *planner.Message, to string) (checkpoint.State, error) {
-		d, err := ledger.of(cfg.campaignOf(m))
-		if err != nil {
-			return 0, err
+		d := own
+		if name := cfg.campaignOf(m); name != cfg.Campaign {
+			var err error
+			if d, err = ledger.of(name); err != nil {
+				return 0, err
+			}
 		}
 		return d.State(string(m.Kind), m.Scope, m.Digest, to), nil
 	}

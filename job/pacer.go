@@ -272,6 +272,11 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 func (p *pacer) cancel(b booking) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.release(b)
+}
+
+// release drops b's held events; p.mu is held.
+func (p *pacer) release(b booking) {
 	p.calls.remove(b.id)
 	p.messages.remove(b.id)
 	if p.rooms != nil {
@@ -287,11 +292,7 @@ func (p *pacer) cancel(b booking) {
 func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.calls.remove(b.id)
-	p.messages.remove(b.id)
-	if p.rooms != nil {
-		p.rooms.remove(b.rooms, b.id)
-	}
+	p.release(b)
 	t := now
 	for range 64 {
 		next := t
