@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"syscall"
+	"time"
 )
 
 // The layout of a bbolt meta page, as bbolt 1.x writes it (native byte
@@ -64,8 +66,12 @@ func (m meta) problem() string {
 // A file that does not exist is fine (it will be created); an empty one is
 // not: it would silently become a new ledger that knows nothing of what
 // the old one sent.
-func checkFile(path string) error {
-	f, err := os.Open(path)
+//
+// It reads under a shared lock, taken within timeout: a run writing the
+// file holds it exclusively (ErrLocked then), and its pages are never read
+// half-written.
+func checkFile(path string, timeout time.Duration) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -79,6 +85,9 @@ func checkFile(path string) error {
 	}
 	if !st.Mode().IsRegular() {
 		return &DamagedError{Path: path, Reason: "it is not a regular file"}
+	}
+	if err := lockShared(f, timeout); err != nil {
+		return err
 	}
 	size := st.Size()
 	if size == 0 {
@@ -138,6 +147,24 @@ func checkFile(path string) error {
 		return &DamagedError{Path: path, Reason: "its freelist page is overwritten"}
 	}
 	return nil
+}
+
+// lockShared takes a shared lock on f, trying until timeout; closing f
+// lets go of it.
+func lockShared(f *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.EWOULDBLOCK):
+			return err
+		case time.Now().After(deadline):
+			return ErrLocked
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // freelistOK reports whether the freelist page m names is one, and fits

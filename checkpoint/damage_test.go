@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -74,6 +75,12 @@ func TestDamagedLedgersAreRefused(t *testing.T) {
 		}},
 		{name: "empty", atOpen: true, reason: "empty", damage: func(t *testing.T, path string) {
 			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "a FIFO", atOpen: true, reason: "not a regular file", damage: func(t *testing.T, path string) {
+			os.Remove(path)
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},

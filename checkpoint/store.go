@@ -58,7 +58,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond
 	}
-	if err := checkFile(path); err != nil {
+	if err := checkFile(path, timeout); err != nil {
 		return nil, openError(path, err)
 	}
 	db, err := openBolt(path, timeout)
