@@ -271,9 +271,9 @@ func failure(resp *http.Response, raw []byte) *Error {
 	if jerr != nil && e.Description == "" {
 		e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
 	}
-	if e.Outcome == NotDelivered {
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-	}
+	// read whatever the outcome: a token or upload call that failed is
+	// not delivered whatever its status, and waits as asked
+	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
 }
 

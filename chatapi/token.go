@@ -95,9 +95,7 @@ func (c *Client) fetchToken(ctx context.Context, id, secret string) (string, Tok
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		e := failure(resp, raw)
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		return "", TokenInfo{}, e
+		return "", TokenInfo{}, failure(resp, raw)
 	}
 	var a struct {
 		AccessToken string `json:"access_token"`

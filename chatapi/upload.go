@@ -10,7 +10,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path/filepath"
-	"time"
 )
 
 // Uploaded is a file the service holds: the url and share-secret a message
@@ -71,7 +70,6 @@ func (c *Client) upload(ctx context.Context, name string, content []byte, restri
 	if !success(resp.StatusCode) {
 		e := failure(resp, raw)
 		e.Op = "upload"
-		e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return Uploaded{}, e
 	}
 	var a struct {
