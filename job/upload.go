@@ -43,23 +43,29 @@ const uploadAttempts = 5
 // repeated run does not upload it again.
 func Uploads(up Uploader, ledger UploadLedger) Preparer {
 	var mu sync.Mutex // one upload at a time: two messages may share a file
-	get := func(ctx context.Context, a planner.Attachment, content []byte, restrict bool) (checkpoint.Upload, error) {
+	// get reads a's content once, checked against the digest the plan
+	// took (what is uploaded is what was validated), and uploads it unless
+	// the ledger has it.
+	get := func(ctx context.Context, a planner.Attachment, restrict bool) (checkpoint.Upload, []byte, error) {
+		content, err := a.Read()
+		if err != nil {
+			return checkpoint.Upload{}, nil, err
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		key := uploadKey(up.BaseURL(), a.Sum, restrict)
 		if u, ok, err := ledger.Uploaded(key); err != nil || ok {
-			return u, err
+			return u, content, err
 		}
-		var err error
 		for attempt := 1; attempt <= uploadAttempts; attempt++ {
 			var got chatapi.Uploaded
-			got, err = up.Upload(ctx, a.Path, content, restrict)
+			got, err = up.Upload(ctx, a.Name, content, restrict)
 			if err == nil {
 				u := checkpoint.Upload{UUID: got.UUID, URL: got.URL, Secret: got.Secret, Time: time.Now()}
 				if err := ledger.RecordUpload(key, u); err != nil {
-					return checkpoint.Upload{}, fmt.Errorf("ledger: %w", err)
+					return checkpoint.Upload{}, nil, fmt.Errorf("ledger: %w", err)
 				}
-				return u, nil
+				return u, content, nil
 			}
 			if errors.Is(err, chatapi.ErrCredentials) || chatapi.OutcomeOf(err) == chatapi.Permanent {
 				break
@@ -70,10 +76,10 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 				pause = e.RetryAfter
 			}
 			if !sleepUntil(ctx, time.Now().Add(pause)) {
-				return checkpoint.Upload{}, ctx.Err()
+				return checkpoint.Upload{}, nil, ctx.Err()
 			}
 		}
-		return checkpoint.Upload{}, fmt.Errorf("upload %s: %w", filepath.Base(a.Path), err)
+		return checkpoint.Upload{}, nil, fmt.Errorf("upload %s: %w", a.Name, err)
 	}
 	return func(ctx context.Context, m *planner.Message) (chatapi.Message, error) {
 		msg := m.Message
@@ -88,19 +94,13 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 				body[k] = v
 			}
 		}
-		// Each file is read once here and checked against the digest the
-		// plan took: what is uploaded is what was validated.
 		if a := m.File; a.Path != "" {
-			content, err := a.Read()
-			if err != nil {
-				return msg, err
-			}
-			u, err := get(ctx, a, content, m.Restrict)
+			u, content, err := get(ctx, a, m.Restrict)
 			if err != nil {
 				return msg, err
 			}
 			body["url"], body["secret"] = u.URL, u.Secret
-			setDefault("filename", filepath.Base(a.Path))
+			setDefault("filename", filepath.Base(a.Name))
 			switch msg.Type {
 			case "img":
 				if w, h, ok := imageSize(content); ok {
@@ -111,11 +111,7 @@ func Uploads(up Uploader, ledger UploadLedger) Preparer {
 			}
 		}
 		if a := m.Thumb; a.Path != "" {
-			content, err := a.Read()
-			if err != nil {
-				return msg, err
-			}
-			u, err := get(ctx, a, content, m.Restrict)
+			u, _, err := get(ctx, a, m.Restrict)
 			if err != nil {
 				return msg, err
 			}
