@@ -118,6 +118,16 @@ func TestFullReportFedBackKeepsItsCampaign(t *testing.T) {
 				t.Errorf("status: exit %d\n%s\nwant no campaign named after the report", code, out2)
 			}
 		})
+	}	// The same report fed to a new ledger, on another machine say: its
+	// state column still says what was sent and what may have been.
+	out := filepath.Join(dir, "retry.csv")
+	fresh := startFake(t, emulator.Config{})
+	newArgs := []string{"run", "--host", fresh.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "new.db"), "--quiet", out}
+	if code, stdout, stderr := runCLI(t, newArgs...); code != exitIncomplete {
+		t.Errorf("report on a new ledger: exit %d, want %d\n%s\n%s", code, exitIncomplete, stdout, stderr)
+	}
+	if st := fresh.Stats(); st.Delivered != 1 || st.Delivered != fresh.Delivered("legacy_users", "", "c") {
+		t.Errorf("report on a new ledger delivered %d messages; want only the failed one, to c", st.Delivered)
 	}
 }
 

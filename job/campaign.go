@@ -156,7 +156,18 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 				return 0, err
 			}
 		}
-		return d.State(string(m.Kind), m.Scope, m.Digest, to), nil
+		st := d.State(string(m.Kind), m.Scope, m.Digest, to)
+		if st == checkpoint.Pending && !cfg.Named {
+			// a report fed back to a ledger that does not know the
+			// delivery: what the report says it was stands
+			switch m.Reported {
+			case checkpoint.Sent, checkpoint.Uncertain:
+				st = m.Reported
+			case checkpoint.InFlight:
+				st = checkpoint.Uncertain
+			}
+		}
+		return st, nil
 	}
 	res := &Result{}
 	planned := map[string]int64{}

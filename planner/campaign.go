@@ -77,6 +77,9 @@ func readDefaults(path string, ps *problems) *fields {
 	if row.Campaign != nil {
 		bad("campaign: name it with --campaign, not in --message")
 	}
+	if row.State != nil {
+		bad("state: a delivery's state comes from a report's rows, not from --message")
+	}
 	f := row.fields(bad)
 	return &f
 }

@@ -33,6 +33,9 @@ type fields struct {
 	// Campaign is the campaign a row belongs to, in a report fed back as a
 	// campaign (its campaign column); absent: the run's.
 	Campaign opt
+	// State is the delivery's state in a report fed back (its state
+	// column): what the ledger it came from knew of it.
+	State opt
 }
 
 // over returns f with every absent field taken from d, the campaign's
@@ -68,7 +71,7 @@ func (f fields) over(d *fields) fields {
 // fields are: rows with the same key share one validated message.
 func (f *fields) appendKey(b []byte) []byte {
 	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Thumb, f.RestrictAccess, f.Msg, f.From, f.RouteType,
-		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck, f.Campaign} {
+		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck, f.Campaign, f.State} {
 		if o.OK {
 			b = append(b, 1)
 			b = append(b, o.V...)
@@ -143,6 +146,7 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 	f.SyncDevice = text(r.SyncDevice)
 	f.NeedGroupAck = text(r.NeedGroupAck)
 	f.Campaign = str("campaign", r.Campaign)
+	f.State = str("state", r.State)
 	return f
 }
 

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"imcast/chatapi"
+	"imcast/checkpoint"
 )
 
 // MaxBodyExt is the most bytes the body and ext of one message may hold
@@ -44,6 +45,10 @@ type Message struct {
 	// column), "" for the run's own. It is not part of the digest: the
 	// same message in two campaigns is the same message.
 	Campaign string
+	// Reported is the state a report's rows gave its deliveries (Pending
+	// when they give none): a report fed back to another ledger still
+	// says what was sent. It is not part of the digest nor of the key.
+	Reported checkpoint.State
 }
 
 // Key is what batches messages together: rows batch when their campaign
@@ -98,6 +103,13 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 		}
 	}
 	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}, Campaign: strings.TrimSpace(f.Campaign.V)}
+	if v := strings.TrimSpace(f.State.V); v != "" {
+		st, err := checkpoint.ParseState(v)
+		if err != nil {
+			bad("state: %v", err)
+		}
+		m.Reported = st
+	}
 
 	switch {
 	case kind.Scoped() && strings.TrimSpace(f.Scope.V) == "":

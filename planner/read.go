@@ -61,7 +61,7 @@ func (r *csvRow) fields() fields {
 		Msg: cell(r.Msg), From: cell(r.From), RouteType: cell(r.RouteType),
 		ChatroomMsgLevel: cell(r.ChatroomMsgLevel), Body: cell(r.Body), Ext: cell(r.Ext),
 		RoamIgnoreUsers: cell(r.RoamIgnoreUsers), SyncDevice: cell(r.SyncDevice), NeedGroupAck: cell(r.NeedGroupAck),
-		Campaign: cell(r.Campaign),
+		Campaign: cell(r.Campaign), State: cell(r.State),
 	}
 }
 
@@ -307,7 +307,7 @@ func (r *csvRow) columns(headers []string) []*string {
 
 func validUTF8(r *csvRow) bool {
 	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.Thumb, r.From, r.Ext,
-		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck, r.Campaign} {
+		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck, r.Campaign, r.State} {
 		if !utf8.ValidString(s) {
 			return false
 		}
