@@ -132,6 +132,23 @@ func TestDamagedLedgersAreRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{name: "a bit flipped in a recipient", reason: "does not decode", damage: func(t *testing.T, path string) {
+			db, err := bolt.Open(path, 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			err = db.Update(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketCampaigns).Bucket([]byte("spring")).Bucket(bucketBatches)
+				k, v := b.Cursor().Last()
+				v = append([]byte(nil), v...)
+				v[len(v)/2] ^= 0x04 // inside the recipient: another, valid, ID
+				return b.Put(k, v)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{name: "overwritten pages", reason: "", damage: func(t *testing.T, path string) {
 			b, err := os.ReadFile(path)
 			if err != nil {
@@ -196,8 +213,8 @@ func TestDamagedLedgersAreRefused(t *testing.T) {
 
 func FuzzDecodeRecord(f *testing.F) {
 	for _, r := range []Record{
-		{Kind: "users", Digest: digestOf("a"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"1029457500870543736", "1029457500870543737"}},
-		{Kind: "group_members", Scope: "g1", To: []string{"m1", "m2"}, State: Sent, IDs: []string{"77", "77"}},
+		{Seq: 7, Kind: "users", Digest: digestOf("a"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"1029457500870543736", "1029457500870543737"}},
+		{Seq: 7, Kind: "group_members", Scope: "g1", To: []string{"m1", "m2"}, State: Sent, IDs: []string{"77", "77"}},
 		{Kind: "users", To: []string{"u1"}, State: Sent, IDs: []string{"x-1"}},
 		{Kind: "rooms", To: []string{"r1"}, State: Failed, Error: "permanent: status 400", Attempts: 3},
 		{Kind: "users", To: []string{"用户"}, State: Uncertain},
@@ -224,4 +241,20 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestVersion1RecordsStillRead checks that records written before they
+// carried a checksum still decode.
+func TestVersion1RecordsStillRead(t *testing.T) {
+	r := Record{Seq: 3, Kind: "users", Digest: digestOf("a"), To: []string{"u1", "u2"}, State: Sent, IDs: []string{"11", "12"}}
+	b := r.encode()
+	v1 := append([]byte(nil), b[:len(b)-4]...)
+	v1[0] = recordVersion1
+	got, err := decodeRecord(3, v1, true)
+	if err != nil || got.State != Sent || len(got.To) != 2 || got.IDs[1] != "12" {
+		t.Fatalf("version 1 record: got %+v, %v", got, err)
+	}
+	if _, err := decodeRecord(4, b, true); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("a record read under another key: got %v, want ErrCorrupt", err)
+	}
 }

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"fmt"
 	"strconv"
 	"time"
@@ -59,7 +60,22 @@ type Record struct {
 	Message []byte
 }
 
-const recordVersion = 1
+// Record encodings: version 1 as the first ledgers wrote it; version 2
+// ends with a CRC-32C of the record's key and value, because bbolt checks
+// only its meta pages, and a bit flipped in a record (a recipient, a
+// state) would read as another delivery, which a run would then send.
+const (
+	recordVersion1 = 1
+	recordVersion  = 2
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// recordSum is the checksum of a version 2 record: its sequence key, then
+// its value up to the checksum.
+func recordSum(seq uint64, b []byte) uint32 {
+	return crc32.Update(crc32.Checksum(seqKey(seq), crcTable), crcTable, b)
+}
 
 // ID encodings.
 const (
@@ -107,7 +123,7 @@ func (r *Record) encode() []byte {
 			b = appendString(b, id)
 		}
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, recordSum(r.Seq, b))
 }
 
 func idsMode(ids []string) int {
@@ -196,10 +212,22 @@ func (d *decoder) byte() byte {
 // decodeRecord reads a record; with full false it leaves out the IDs and
 // the error, which resuming does not need.
 func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
-	d := decoder{b: b}
-	if v := d.byte(); v != recordVersion && d.err == nil {
-		return Record{}, fmt.Errorf("record %d: version %d: %w", seq, v, ErrCorrupt)
+	if len(b) == 0 {
+		return Record{}, fmt.Errorf("record %d: empty: %w", seq, ErrCorrupt)
 	}
+	switch b[0] {
+	case recordVersion1:
+	case recordVersion:
+		n := len(b) - 4
+		if n < 1 || binary.BigEndian.Uint32(b[n:]) != recordSum(seq, b[:n]) {
+			return Record{}, fmt.Errorf("record %d: checksum: %w", seq, ErrCorrupt)
+		}
+		b = b[:n]
+	default:
+		return Record{}, fmt.Errorf("record %d: version %d: %w", seq, b[0], ErrCorrupt)
+	}
+	d := decoder{b: b}
+	d.byte() // the version
 	r := Record{Seq: seq}
 	r.State = State(d.byte())
 	if r.State > Uncertain && d.err == nil {
