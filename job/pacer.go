@@ -129,7 +129,7 @@ func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
 // Pacing tunes a pacer.
 type Pacing struct {
 	// Margin widens every window by this much time (a 1 s window is
-	// counted over 1.01 s), so that the few milliseconds between the
+	// counted over 1.02 s), so that the few milliseconds between the
 	// moment a call is stamped here and the moment the server counts it
 	// never put two calls inside one server window that were outside one
 	// here. It is time, not a fraction: the same few milliseconds cover a
@@ -147,7 +147,7 @@ type Pacing struct {
 }
 
 // DefaultPacing is what Run uses when Config.Pacing is zero.
-var DefaultPacing = Pacing{Margin: 10 * time.Millisecond, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
+var DefaultPacing = Pacing{Margin: 20 * time.Millisecond, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
 
 // pacer books calls of one endpoint under its quotas: the call limit, the
 // message limit, and the limit of messages into one chat room. It paces
