@@ -197,3 +197,33 @@ func TestImageUploadedOnce(t *testing.T) {
 		t.Errorf("%d deliveries in the ledger (%d sent) over %d calls; want 2000 over at least 4", len(rows), sent, calls)
 	}
 }
+
+// TestMalformedTokenIsRefusedAtOnce gives a token no Authorization header
+// can carry: the run stops before any request, saying so, not after 10 s
+// blaming the host.
+func TestMalformedTokenIsRefusedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	campaign := filepath.Join(dir, "c.csv")
+	if err := os.WriteFile(campaign, []byte("to,msg\nu1,hi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startFake(t, emulator.Config{})
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte("tok extra\nline2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ env, file string }{{env: "bad\x01token"}, {file: file}} {
+		t.Setenv("EASEMOB_TOKEN", tt.env)
+		args := []string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quiet"}
+		if tt.file != "" {
+			args = append(args, "--token-file", tt.file)
+		}
+		code, _, stderr := runCLI(t, append(args, campaign)...)
+		if code != exitFatal || !strings.Contains(stderr, "token") || strings.Contains(stderr, "extra") {
+			t.Errorf("exit %d, stderr %q; want %d naming the token, not printing it", code, stderr, exitFatal)
+		}
+	}
+	if n := srv.Stats().Requests; n != 0 {
+		t.Errorf("%d requests with a malformed token, want 0", n)
+	}
+}

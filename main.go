@@ -415,10 +415,16 @@ func credentials(tokenFile string, cfg *chatapi.Config) error {
 		if t == "" {
 			return fmt.Errorf("token file %s is empty", tokenFile)
 		}
+		if !tokenText(t) {
+			return fmt.Errorf("token file %s holds more than one token: spaces, new lines or control characters", tokenFile)
+		}
 		cfg.Tokens = chatapi.StaticToken(t)
 		return nil
 	}
 	if t := strings.TrimSpace(os.Getenv("EASEMOB_TOKEN")); t != "" {
+		if !tokenText(t) {
+			return errors.New("EASEMOB_TOKEN holds spaces, new lines or control characters: not a token")
+		}
 		cfg.Tokens = chatapi.StaticToken(t)
 		return nil
 	}
@@ -431,6 +437,17 @@ func credentials(tokenFile string, cfg *chatapi.Config) error {
 		return errors.New("client credentials need both EASEMOB_CLIENT_ID and EASEMOB_CLIENT_SECRET")
 	}
 	return errors.New("no credentials: set EASEMOB_TOKEN, or EASEMOB_CLIENT_ID and EASEMOB_CLIENT_SECRET, or give --token-file (or use --fake)")
+}
+
+// tokenText reports whether t can be a bearer token: printable ASCII
+// without spaces, as an Authorization header carries it.
+func tokenText(t string) bool {
+	for _, r := range t {
+		if r <= ' ' || r >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // redact blots the secrets of the environment out of a message, should one
