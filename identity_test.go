@@ -118,7 +118,7 @@ func TestFullReportFedBackKeepsItsCampaign(t *testing.T) {
 				t.Errorf("status: exit %d\n%s\nwant no campaign named after the report", code, out2)
 			}
 		})
-	}	// The same report fed to a new ledger, on another machine say: its
+	} // The same report fed to a new ledger, on another machine say: its
 	// state column still says what was sent and what may have been.
 	out := filepath.Join(dir, "retry.csv")
 	fresh := startFake(t, emulator.Config{})

@@ -2,8 +2,8 @@ package checkpoint
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"fmt"
+	"hash/crc32"
 	"strconv"
 	"time"
 )
