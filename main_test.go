@@ -105,15 +105,15 @@ func TestPlanCommand(t *testing.T) {
 		}
 		var plan struct {
 			Total struct {
-				Recipients int64   `json:"recipients"`
-				Batches    int64   `json:"batches"`
-				MinSeconds float64 `json:"min_seconds"`
+				Recipients       int64   `json:"recipients"`
+				Batches          int64   `json:"batches"`
+				EstimatedSeconds float64 `json:"estimated_seconds"`
 			} `json:"total"`
 		}
 		if err := json.Unmarshal([]byte(stdout), &plan); err != nil {
 			t.Fatalf("plan --json: %v\n%s", err, stdout)
 		}
-		if plan.Total.Recipients != 5 || plan.Total.Batches != 1 || plan.Total.MinSeconds != 0.05 {
+		if plan.Total.Recipients != 5 || plan.Total.Batches != 1 || plan.Total.EstimatedSeconds != 0.05 {
 			t.Errorf("got %+v, want 5 recipients, 1 batch, 0.05 s", plan.Total)
 		}
 	})

@@ -2,18 +2,24 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"imcast/chatapi"
 	"imcast/emulator"
 )
 
@@ -42,34 +48,68 @@ var pacingCases = []pacingCase{
 // arrives, answered after a latency drawn for it), the ledger on disk, 4
 // workers, sized to take IMCAST_PACING_SECONDS (default 40) at the quota.
 // It reports the share of the quota reached over the span of the admitted
-// calls, the refusals, and the peak of the busiest server window against
-// its quota; IMCAST_PACING_LATENCY sets the latency ("20ms", "5ms-60ms").
+// calls, the refusals, the peak of the busiest server window against its
+// quota, and the run's time against the plan's estimate.
+//
+// IMCAST_PACING_LATENCY sets the latency ("20ms", "5ms-60ms");
+// IMCAST_PACING_CASES picks cases by name ("groups,rooms");
+// IMCAST_PACING_SERVER adds fake-server flags ("--fail-429 0.2");
+// IMCAST_PACING_OTHER has a second sender take that share of the quota on
+// the same app, evenly, while imcast runs: the share is then of the rest,
+// and "refusing_s" is how long imcast's refusals went on after its first.
 func BenchmarkPacingStrict(b *testing.B) {
-	seconds := 40.0
+	env := pacingEnv{seconds: 40, latency: "20ms"}
 	if v := os.Getenv("IMCAST_PACING_SECONDS"); v != "" {
-		seconds, _ = strconv.ParseFloat(v, 64)
+		env.seconds, _ = strconv.ParseFloat(v, 64)
 	}
-	latency := "20ms"
 	if v := os.Getenv("IMCAST_PACING_LATENCY"); v != "" {
-		latency = v
+		env.latency = v
 	}
+	if v := os.Getenv("IMCAST_PACING_OTHER"); v != "" {
+		env.other, _ = strconv.ParseFloat(v, 64)
+	}
+	env.serverFlags = strings.Fields(os.Getenv("IMCAST_PACING_SERVER"))
+	cases := strings.Split(os.Getenv("IMCAST_PACING_CASES"), ",")
 	bin := binary(b)
 	for _, pc := range pacingCases {
+		if cases[0] != "" && !slices.Contains(cases, pc.name) {
+			continue
+		}
 		b.Run(pc.name, func(b *testing.B) {
 			for range b.N {
-				share, refusals, peak := pacingRun(b, bin, pc, seconds, latency)
-				b.ReportMetric(share, "share")
-				b.ReportMetric(float64(refusals), "refusals")
-				b.ReportMetric(peak, "peak/quota")
+				m := pacingRun(b, bin, pc, env)
+				b.ReportMetric(m.share, "share")
+				b.ReportMetric(float64(m.refusals), "refusals")
+				b.ReportMetric(m.peak, "peak/quota")
+				b.ReportMetric(m.estimate, "run/estimate")
+				if env.other > 0 {
+					b.ReportMetric(m.refusing.Seconds(), "refusing_s")
+				}
 			}
 		})
 	}
 }
 
-func pacingRun(b *testing.B, bin string, pc pacingCase, seconds float64, latency string) (share float64, refusals int, peak float64) {
+type pacingEnv struct {
+	seconds     float64
+	latency     string
+	other       float64
+	serverFlags []string
+}
+
+type pacingMetrics struct {
+	share    float64       // of the quota, or of the rest of it beside another sender
+	refusals int           // imcast's calls refused
+	peak     float64       // the busiest server window, of its quota
+	estimate float64       // the run's time over the plan's estimate
+	refusing time.Duration // from imcast's first refusal to its last
+}
+
+func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMetrics {
 	dir := b.TempDir()
 	scale := strconv.FormatFloat(pc.scale, 'f', -1, 64)
-	srv := exec.Command(bin, "fake-server", "--addr", "127.0.0.1:0", "--quota-scale", scale, "--latency", latency)
+	args := append([]string{"fake-server", "--addr", "127.0.0.1:0", "--quota-scale", scale, "--latency", env.latency}, env.serverFlags...)
+	srv := exec.Command(bin, args...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -112,7 +152,8 @@ func pacingRun(b *testing.B, bin string, pc pacingCase, seconds float64, latency
 		}
 	}
 	perSecond := float64(quota.Limit) / quota.Span.Seconds()
-	total := int(perSecond * seconds)
+	rest := 1 - env.other
+	total := int(perSecond * rest * env.seconds)
 	if pc.calls {
 		total *= pc.perCall
 	}
@@ -134,28 +175,176 @@ func pacingRun(b *testing.B, bin string, pc pacingCase, seconds float64, latency
 	if err := os.WriteFile(campaign, []byte(sbuf.String()), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	planOut, err := exec.Command(bin, "plan", "--json", "--quota-scale", scale, campaign).Output()
+	if err != nil {
+		b.Fatalf("plan: %v", err)
+	}
+	var plan struct {
+		Total struct {
+			Seconds float64 `json:"estimated_seconds"`
+		} `json:"total"`
+	}
+	if err := json.Unmarshal(planOut, &plan); err != nil {
+		b.Fatalf("plan --json: %v", err)
+	}
+
+	var other *otherSender
+	if env.other > 0 {
+		other = startOtherSender(b, url, kind, pc, env.other*perSecond)
+	}
+	// imcast's refusals, as the server counts them, less the other's
+	var refusing struct {
+		sync.Mutex
+		first, last time.Time
+	}
+	polled := make(chan struct{})
+	stopPoll := make(chan struct{})
+	if other != nil {
+		go func() {
+			defer close(polled)
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			seen := 0
+			for {
+				select {
+				case <-stopPoll:
+					return
+				case now := <-tick.C:
+					st := stats()
+					ks := st.Kinds[pc.kind]
+					n := ks.Responses[403] + ks.Responses[429] + ks.Responses[503] - int(other.refused.Load())
+					if n > seen {
+						refusing.Lock()
+						if refusing.first.IsZero() {
+							refusing.first = now
+						}
+						refusing.last = now
+						refusing.Unlock()
+						seen = n
+					}
+				}
+			}
+		}()
+	} else {
+		close(polled)
+	}
+
 	run := exec.Command(bin, "run", "--host", url, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "ledger.db"),
 		"--quota-scale", scale, "--workers", "4", "--quiet", campaign)
 	run.Env = append(os.Environ(), "EASEMOB_TOKEN=bench-token")
 	start := time.Now()
-	if out, err := run.CombinedOutput(); err != nil {
+	out, err := run.CombinedOutput()
+	elapsed := time.Since(start)
+	close(stopPoll)
+	<-polled
+	if other != nil {
+		other.stop()
+	}
+	if err != nil {
 		b.Fatalf("run: %v\n%s", err, out)
 	}
-	elapsed := time.Since(start)
 	st := stats()
 	ks := st.Kinds[pc.kind]
+	var m pacingMetrics
+	m.refusals = ks.Responses[403] + ks.Responses[429] + ks.Responses[503]
+	for _, q := range lim.Quotas {
+		key := q.Unit + "/" + q.Span.String()
+		m.peak = max(m.peak, float64(ks.Peaks[key])/float64(q.Limit))
+	}
+	m.estimate = elapsed.Seconds() / plan.Total.Seconds
+	if other != nil {
+		// beside another sender, imcast's share is of the rest of the
+		// quota, over its own run
+		m.refusals -= int(other.refused.Load())
+		mine := float64(int64(ks.Delivered) - other.delivered.Load())
+		if pc.calls {
+			mine = float64(int64(ks.Accepted) - other.calls.Load())
+		}
+		m.share = mine / elapsed.Seconds() / (rest * perSecond)
+		m.refusing = refusing.last.Sub(refusing.first)
+		b.Logf("%s at %s beside a sender of %.0f%%: %.4f of the rest, %d refusals for %.1fs, busiest window %.3f, run %.1fs = %.3f of the estimate",
+			pc.name, env.latency, 100*env.other, m.share, m.refusals, m.refusing.Seconds(), m.peak, elapsed.Seconds(), m.estimate)
+		return m
+	}
 	span := ks.Last.Sub(ks.First).Seconds()
 	done := float64(ks.Delivered - ks.LastMessages)
 	if pc.calls {
 		done = float64(ks.Accepted - 1)
 	}
-	share = done / span / perSecond
-	refusals = ks.Responses[403] + ks.Responses[429] + ks.Responses[503]
-	for _, q := range lim.Quotas {
-		key := q.Unit + "/" + q.Span.String()
-		peak = max(peak, float64(ks.Peaks[key])/float64(q.Limit))
+	m.share = done / span / perSecond
+	b.Logf("%s at %s %v: %d delivered in %.1fs of calls (run %.1fs = %.3f of the estimate): %.4f of the quota, %d refusals, busiest window %.3f of its quota",
+		pc.name, env.latency, env.serverFlags, ks.Delivered, span, elapsed.Seconds(), m.estimate, m.share, m.refusals, m.peak)
+	return m
+}
+
+// otherSender is another job on the same app: it sends calls of pc.perCall
+// recipients evenly at a rate of messages (calls, for the legacy API) a
+// second, and never adapts.
+type otherSender struct {
+	cancel                    context.CancelFunc
+	done                      chan struct{}
+	calls, delivered, refused atomic.Int64
+}
+
+func startOtherSender(b *testing.B, url, kind string, pc pacingCase, rate float64) *otherSender {
+	client, err := chatapi.New(chatapi.Config{Host: url, Org: "o", App: "a", Tokens: chatapi.StaticToken("other-token")})
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.Logf("%s at %s: %d delivered in %.1fs of calls (run %.1fs): %.4f of the quota, %d refusals, busiest window %.3f of its quota",
-		pc.name, latency, ks.Delivered, span, elapsed.Seconds(), share, refusals, peak)
-	return share, refusals, peak
+	k := chatapi.Kind(kind)
+	per := pc.perCall
+	gap := time.Duration(float64(per) / rate * float64(time.Second))
+	if pc.calls {
+		per, gap = 1, time.Duration(float64(time.Second)/rate)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &otherSender{cancel: cancel, done: make(chan struct{})}
+	body, _ := json.Marshal(map[string]string{"msg": "from the other job"})
+	go func() {
+		defer close(o.done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		next := time.Now()
+		for i := 0; ctx.Err() == nil && i < 1_000_000; i++ {
+			to := make([]string, per)
+			for j := range to {
+				to[j] = fmt.Sprintf("o%07d", i*per+j)
+			}
+			batch := chatapi.Batch{Kind: k, To: to, Message: chatapi.Message{Type: "txt", Body: body}}
+			if k.Scoped() {
+				batch.Scope = "other-scope"
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o.calls.Add(1)
+				if res, err := client.Send(context.WithoutCancel(ctx), batch); err == nil {
+					o.delivered.Add(int64(len(res.IDs)))
+				} else if refusal(err) {
+					o.refused.Add(1)
+					o.calls.Add(-1)
+				}
+			}()
+			next = next.Add(gap)
+			select {
+			case <-time.After(time.Until(next)):
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return o
+}
+
+func (o *otherSender) stop() {
+	o.cancel()
+	<-o.done
+}
+
+// refusal reports whether err is a quota refusal.
+func refusal(err error) bool {
+	var e *chatapi.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusForbidden || e.Status == http.StatusServiceUnavailable
 }

@@ -32,6 +32,21 @@ type Quota struct {
 	Messages Limit
 }
 
+// PaceMargin is the least time a client pacing under a Limit widens its
+// window by (1 s counted over 1.01 s), for the moments between stamping a
+// call and the server counting it; a run may learn a wider one. At the
+// margin, a Limit is reached at N per Window+PaceMargin.
+const PaceMargin = 10 * time.Millisecond
+
+// PacedPerSecond is the limit's even rate when its window is widened by
+// PaceMargin: what a run reaches, and what its estimate counts on.
+func (l Limit) PacedPerSecond() float64 {
+	if l.N <= 0 || l.Window <= 0 {
+		return 0
+	}
+	return float64(l.N) / (l.Window + PaceMargin).Seconds()
+}
+
 // RoomMessagesPerSecond is how many messages one chat room takes in a second
 // before the service starts dropping them silently.
 const RoomMessagesPerSecond = 20

@@ -169,7 +169,7 @@ func chaosSeed(t *testing.T, seed uint64) {
 	cfg := job.CampaignConfig{Config: job.Config{
 		Workers: 1 + rng.IntN(8), Quotas: chaosQuotas(), Campaign: "c",
 		Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
-		Pacing: job.Pacing{Margin: 10 * time.Millisecond, Lead: 2 * time.Millisecond, Recovery: 300 * time.Millisecond, Floor: 0.05},
+		Pacing: job.Pacing{Margin: 10 * time.Millisecond, Lead: 2 * time.Millisecond, MaxMargin: 20 * time.Millisecond, Memory: 300 * time.Millisecond, Floor: 0.05},
 	}}
 
 	for phase := range 3 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -200,7 +201,7 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
 
-	rooms := newRoomWindows(cfg.Pacing.Margin)
+	rooms := newRoomWindows(cfg.Pacing)
 	byPath := map[string]*endpoint{}
 	var order []*endpoint
 	for _, k := range cfg.Kinds {
@@ -511,13 +512,25 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 		}
 	}
 
+	sent := time.Now()
 	r.progress.kind(kind).Calls.Add(1)
-	r.health.sending(time.Now())
-	res, err := r.sender.Send(sendCtx, chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
+	r.health.sending(sent)
+	// The pacer learns from when the request was written: the last write
+	// on this context is the call's own, after any token request.
+	var wrote atomic.Int64
+	traced := httptrace.WithClientTrace(sendCtx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(time.Now().UnixNano()) },
+	})
+	res, err := r.sender.Send(traced, chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
 	if sendCtx.Err() == nil {
 		r.health.done(err)
 	}
 	rec.Time = time.Now()
+	var wroteAt time.Time
+	if ns := wrote.Load(); ns != 0 {
+		wroteAt = time.Unix(0, ns)
+	}
+	e.pacer.answered(sent, wroteAt, rec.Time, len(to), refusal(err))
 	if err == nil {
 		return r.delivered(rec, res)
 	}
@@ -543,12 +556,8 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 		}
 		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
-	if apiErr != nil {
-		switch apiErr.Status {
-		case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
-			pc.Refused.Add(1)
-			e.pacer.refused(time.Now())
-		}
+	if refusal(err) {
+		pc.Refused.Add(1)
 	}
 	if rec.Attempts >= r.cfg.MaxAttempts {
 		rec.State = checkpoint.Failed
@@ -566,6 +575,19 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	}
 	e.requeue(item{batch: planner.Batch{Message: m, To: to}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})
 	return nil
+}
+
+// refusal reports whether err is the server refusing a call for quota.
+func refusal(err error) bool {
+	var e *chatapi.Error
+	if !errors.As(err, &e) || chatapi.OutcomeOf(err) != chatapi.NotDelivered {
+		return false
+	}
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
+		return true
+	}
+	return false
 }
 
 // delivered records a 2xx answer: recipients the answer names are sent;

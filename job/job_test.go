@@ -280,7 +280,7 @@ func TestSplitPartsOwnTheirRecipients(t *testing.T) {
 	f.quotas = planner.Quotas{chatapi.GroupMembers: {Calls: chatapi.Limit{N: 40, Window: 50 * time.Millisecond}, Messages: chatapi.Limit{N: 23, Window: 50 * time.Millisecond}}}
 	rec := &recorder{Sender: f.client}
 	res, err := f.run(t, job.CampaignConfig{Config: job.Config{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		Pacing: job.Pacing{Margin: 10 * time.Millisecond, Lead: time.Millisecond, Recovery: 100 * time.Millisecond, Floor: 0.2}}}, rec)
+		Pacing: job.Pacing{Margin: 10 * time.Millisecond, Lead: time.Millisecond, MaxMargin: 20 * time.Millisecond, Memory: 100 * time.Millisecond, Floor: 0.2}}}, rec)
 	if err != nil || !res.Complete() {
 		t.Fatalf("run: %v, complete %v", err, res != nil && res.Complete())
 	}

@@ -18,17 +18,21 @@ type stamp struct {
 }
 
 // window is the log of what one limit has given out: the events of the last
-// span, in time order.
+// span, in time order. The span is the limit's window (base) widened by the
+// margin in force; the log keeps what the widest margin would count.
 type window struct {
 	limit int
+	base  time.Duration
 	span  time.Duration
+	keep  time.Duration
 	log   []stamp
 }
 
-// trim forgets events that can no longer count at or after t.
+// trim forgets events that can no longer count at or after t, whatever
+// the margin becomes.
 func (w *window) trim(t time.Time) {
 	i := 0
-	for i < len(w.log) && !w.log[i].at.After(t.Add(-w.span)) {
+	for i < len(w.log) && !w.log[i].at.After(t.Add(-max(w.keep, w.span))) {
 		i++
 	}
 	if i > 0 {
@@ -128,26 +132,28 @@ func (w *window) fitsAt(t time.Time, n, limit int) time.Time {
 
 // Pacing tunes a pacer.
 type Pacing struct {
-	// Margin widens every window by this much time (a 1 s window is
-	// counted over 1.02 s), so that the few milliseconds between the
+	// Margin is the least time every window is widened by (a 1 s window
+	// counted over 1.01 s), so that the few milliseconds between the
 	// moment a call is stamped here and the moment the server counts it
 	// never put two calls inside one server window that were outside one
 	// here. It is time, not a fraction: the same few milliseconds cover a
-	// 1 s and a 60 s window, and the pace reached is Window/(Window+Margin)
-	// of the quota.
-	Margin time.Duration
+	// 1 s and a 60 s window, and the pace reached is Window/(Window+margin)
+	// of the quota. The margin in force adds what the run measures (see
+	// governor) and stays at most MaxMargin.
+	Margin    time.Duration
+	MaxMargin time.Duration
 	// Lead is how far ahead of now a call is booked, to leave time for the
 	// ledger write before it; the call then goes out at its booked time.
 	Lead time.Duration
-	// Recovery is how long the pace takes to climb back to the quota after
-	// the server refused a call for quota (another job sharing the app).
-	Recovery time.Duration
+	// Memory is how long a pace found after refusals (another job sharing
+	// the app) is kept before the pacer climbs back towards the quota.
+	Memory time.Duration
 	// Floor is the lowest fraction of the quota the pace drops to.
 	Floor float64
 }
 
 // DefaultPacing is what Run uses when Config.Pacing is zero.
-var DefaultPacing = Pacing{Margin: 20 * time.Millisecond, Lead: 10 * time.Millisecond, Recovery: 30 * time.Second, Floor: 0.05}
+var DefaultPacing = Pacing{Margin: chatapi.PaceMargin, MaxMargin: 250 * time.Millisecond, Lead: 10 * time.Millisecond, Memory: time.Minute, Floor: 0.05}
 
 // pacer books calls of one endpoint under its quotas: the call limit, the
 // message limit, and the limit of messages into one chat room. It paces
@@ -155,16 +161,15 @@ var DefaultPacing = Pacing{Margin: 20 * time.Millisecond, Lead: 10 * time.Millis
 // gives out more than the limit. Bookings are made in time order, so the
 // logs stay sorted.
 type pacer struct {
-	mu        sync.Mutex
-	cfg       Pacing
-	calls     window
-	messages  window // limit 0: no message quota
-	rooms     *roomWindows
-	next      time.Time // earliest time of the next booking (even pacing)
-	factor    float64   // fraction of the quota in force after a refusal
-	refusedAt time.Time
-	kind      chatapi.Kind
-	lastID    uint64
+	mu       sync.Mutex
+	cfg      Pacing
+	calls    window
+	messages window // limit 0: no message quota
+	rooms    *roomWindows
+	next     time.Time // earliest time of the next booking (even pacing)
+	gov      governor
+	kind     chatapi.Kind
+	lastID   uint64
 }
 
 // booking is a call booked by book and not yet stamped by send.
@@ -176,39 +181,55 @@ type booking struct {
 }
 
 func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows) *pacer {
+	cfg.MaxMargin = max(cfg.MaxMargin, cfg.Margin)
 	widen := func(l chatapi.Limit) window {
-		return window{limit: l.N, span: l.Window + cfg.Margin}
+		return window{limit: l.N, base: l.Window, span: l.Window + cfg.Margin, keep: l.Window + cfg.MaxMargin}
 	}
-	p := &pacer{cfg: cfg, calls: widen(q.Calls), factor: 1, kind: kind}
+	p := &pacer{cfg: cfg, calls: widen(q.Calls), kind: kind}
 	if q.Messages.N > 0 {
 		p.messages = widen(q.Messages)
 	}
 	if kind == chatapi.Rooms || kind == chatapi.RoomMembers {
 		p.rooms = rooms
 	}
+	p.gov = newGovernor(cfg, q)
 	return p
 }
 
-// scale returns limit n under the current factor, at least 1.
-func (p *pacer) scale(n int, now time.Time) int {
-	f := p.factor
-	if f < 1 && p.cfg.Recovery > 0 {
-		f += (1 - f) * float64(now.Sub(p.refusedAt)) / float64(p.cfg.Recovery)
+// scale returns limit n under the pace in force, at least 1.
+func (p *pacer) scale(n int) int {
+	if f := p.gov.factor; f < 1 {
+		return max(1, int(math.Floor(float64(n)*f)))
 	}
-	if f >= 1 {
-		p.factor = 1
-		return n
-	}
-	return max(1, int(math.Floor(float64(n)*f)))
+	return n
 }
 
-// refused slows the pace after the server refused a call for quota.
-func (p *pacer) refused(now time.Time) {
+// answered tells the pacer what came of a call of n messages it stamped
+// at sent: when its request was written (zero if unknown), when its answer
+// came, and whether the server refused it for quota. The pacer learns its
+// margin and its pace from these.
+func (p *pacer) answered(sent, wrote, now time.Time, n int, refused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	cur := float64(p.scale(1000000, now)) / 1000000
-	p.factor = max(p.cfg.Floor, cur/2)
-	p.refusedAt = now
+	if p.gov.answered(sent, wrote, now, n, refused) {
+		p.setMargin(p.gov.margin())
+	}
+}
+
+// setMargin widens every window of p by m.
+func (p *pacer) setMargin(m time.Duration) {
+	p.calls.span = p.calls.base + m
+	p.messages.span = p.messages.base + m
+	if p.rooms != nil {
+		p.rooms.setMargin(m)
+	}
+}
+
+// margin is the margin in force.
+func (p *pacer) margin() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gov.margin()
 }
 
 // book reserves a call for a batch of size recipients going to rooms (the
@@ -225,10 +246,10 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	t = later(later(t, p.next), later(p.calls.last(), p.messages.last()))
 	n := size
 	for range 64 {
-		callLimit := p.scale(p.calls.limit, t)
+		callLimit := p.scale(p.calls.limit)
 		at := p.calls.fitsAt(t, 1, callLimit)
 		if p.messages.limit > 0 {
-			msgLimit := p.scale(p.messages.limit, t)
+			msgLimit := p.scale(p.messages.limit)
 			room := msgLimit - p.messages.used(at)
 			n = min(n, msgLimit)
 			switch {
@@ -254,11 +275,11 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	b := booking{id: p.lastID, at: t, n: n}
 	p.calls.trim(t)
 	p.calls.insert(stamp{at: t, n: 1, id: b.id})
-	spacing := time.Duration(float64(p.calls.span) / float64(p.scale(p.calls.limit, t)))
+	spacing := p.spacing(p.calls, 1)
 	if p.messages.limit > 0 {
 		p.messages.trim(t)
 		p.messages.insert(stamp{at: t, n: n, id: b.id})
-		spacing = max(spacing, time.Duration(float64(p.messages.span)*float64(n)/float64(p.scale(p.messages.limit, t))))
+		spacing = max(spacing, p.spacing(p.messages, n))
 	}
 	if p.rooms != nil {
 		b.rooms = slices.Clone(rooms(n))
@@ -266,6 +287,13 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	}
 	p.next = t.Add(spacing)
 	return b
+}
+
+// spacing is the time n events take from w at its even rate under the
+// pace in force.
+func (p *pacer) spacing(w window, n int) time.Duration {
+	rate := float64(w.limit) * p.gov.factor / float64(w.span)
+	return time.Duration(float64(n) / rate)
 }
 
 // cancel drops what booking b holds, for a call that will not be sent.
@@ -288,7 +316,9 @@ func (p *pacer) release(b booking) {
 // windows then count what the server counts, the call as it arrives, not
 // as it was planned. A call that leaves late is checked again at its real
 // time; when its windows have no room then, send returns the time to try
-// again (b's hold is gone by then), and false.
+// again (b's hold is gone by then), and false. A call booked before the
+// pace was cut may hold more messages than the cut limit: it fits once the
+// window is empty of others.
 func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -296,10 +326,10 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	t := now
 	for range 64 {
 		next := t
-		if !p.calls.holds(t, 1, p.scale(p.calls.limit, t)) {
+		if !p.calls.holds(t, 1, p.scale(p.calls.limit)) {
 			next = later(next, p.calls.nextHold(t))
 		}
-		if p.messages.limit > 0 && !p.messages.holds(t, b.n, p.scale(p.messages.limit, t)) {
+		if p.messages.limit > 0 && !p.messages.holds(t, b.n, max(b.n, p.scale(p.messages.limit))) {
 			next = later(next, p.messages.nextHold(t))
 		}
 		if p.rooms != nil {
@@ -335,13 +365,24 @@ func later(a, b time.Time) time.Time {
 // room_members endpoints.
 type roomWindows struct {
 	mu    sync.Mutex
-	span  time.Duration
+	span  time.Duration // a second and the margin in force
+	keep  time.Duration // a second and the widest margin
 	rooms map[string]*window
 	adds  int
 }
 
-func newRoomWindows(margin time.Duration) *roomWindows {
-	return &roomWindows{span: time.Second + margin, rooms: map[string]*window{}}
+func newRoomWindows(cfg Pacing) *roomWindows {
+	return &roomWindows{span: time.Second + cfg.Margin, keep: time.Second + max(cfg.MaxMargin, cfg.Margin), rooms: map[string]*window{}}
+}
+
+// setMargin widens every room's window by m.
+func (r *roomWindows) setMargin(m time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.span = time.Second + m
+	for _, w := range r.rooms {
+		w.span = r.span
+	}
 }
 
 func (r *roomWindows) fitsAt(t time.Time, rooms []string) time.Time {
@@ -373,7 +414,7 @@ func (r *roomWindows) add(t time.Time, rooms []string, id uint64) {
 	for _, room := range rooms {
 		w := r.rooms[room]
 		if w == nil {
-			w = &window{limit: chatapi.RoomMessagesPerSecond, span: r.span}
+			w = &window{limit: chatapi.RoomMessagesPerSecond, base: time.Second, span: r.span, keep: r.keep}
 			r.rooms[room] = w
 		}
 		w.trim(t)

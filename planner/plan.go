@@ -23,9 +23,10 @@ type KindPlan struct {
 	Calls      int64  `json:"calls"` // API calls: one per batch
 	// QuotaMessages is what the endpoint's message quota counts: every
 	// recipient of a call (0 for the legacy API, which has none).
-	QuotaMessages int64         `json:"quota_messages"`
-	MinDuration   time.Duration `json:"-"`
-	MinSeconds    float64       `json:"min_seconds"` // the least time the quotas allow
+	QuotaMessages int64 `json:"quota_messages"`
+	// Estimate is how long sending takes, paced as a run paces it.
+	Estimate         time.Duration `json:"-"`
+	EstimatedSeconds float64       `json:"estimated_seconds"`
 }
 
 // add counts k into a total; the total takes as long as its slowest kind.
@@ -37,12 +38,12 @@ func (t *KindPlan) add(k *KindPlan) {
 	t.Batches += k.Batches
 	t.Calls += k.Calls
 	t.QuotaMessages += k.QuotaMessages
-	t.MinDuration = max(t.MinDuration, k.MinDuration)
-	t.MinSeconds = t.MinDuration.Seconds()
+	t.Estimate = max(t.Estimate, k.Estimate)
+	t.EstimatedSeconds = t.Estimate.Seconds()
 }
 
 // Plan is what a campaign will take: the work per kind and in total, and
-// the least time the quotas allow. Kinds go through separate endpoints with
+// how long it takes paced under the quotas. Kinds go through separate endpoints with
 // separate quotas and are sent side by side, so the total takes as long as
 // the slowest kind.
 type Plan struct {
@@ -177,20 +178,32 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		if kp == nil {
 			continue
 		}
-		kp.MinDuration = minDuration(qk, *loads[k.Path()])
-		kp.MinSeconds = kp.MinDuration.Seconds()
+		kp.Estimate = estimate(qk, *loads[k.Path()])
+		kp.EstimatedSeconds = kp.Estimate.Seconds()
 		p.Kinds = append(p.Kinds, *kp)
 		p.Total.add(kp)
 	}
 	return p, nil
 }
 
+// roundForShow rounds d to what a reader can use: seconds past a minute,
+// hundredths past a second.
+func roundForShow(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	}
+	return d
+}
+
 // WriteText prints the plan as a table.
 func (p *Plan) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\trecipients\trepeated\tmessages\tbatches\tcalls\tmin duration\t")
+	fmt.Fprintln(tw, "kind\trecipients\trepeated\tmessages\tbatches\tcalls\testimate\t")
 	for _, kp := range append(slices.Clip(p.Kinds), p.Total) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", kp.Kind, kp.Recipients, kp.Repeated, kp.Messages, kp.Batches, kp.Calls, kp.MinDuration)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", kp.Kind, kp.Recipients, kp.Repeated, kp.Messages, kp.Batches, kp.Calls, roundForShow(kp.Estimate))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

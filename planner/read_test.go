@@ -154,7 +154,7 @@ func TestReadReport(t *testing.T) {
 	}
 	p := mustPlan(t, opts)
 	got := kindPlan(p, "users")
-	got.MinDuration, got.MinSeconds = 0, 0
+	got.Estimate, got.EstimatedSeconds = 0, 0
 	if want := (KindPlan{Kind: "users", Recipients: 2, Pending: 2, Repeated: 2, Messages: 1, Batches: 1, Calls: 1, QuotaMessages: 2}); got != want {
 		t.Errorf("users:\ngot  %+v\nwant %+v", got, want)
 	}
@@ -177,7 +177,7 @@ func TestReadSeveralFiles(t *testing.T) {
 	p := mustPlan(t, opts)
 	want := KindPlan{Kind: "users", Recipients: 5, Pending: 5, Repeated: 1, Messages: 2, Batches: 2, Calls: 2, QuotaMessages: 5}
 	got := kindPlan(p, "users")
-	got.MinDuration, got.MinSeconds = 0, 0
+	got.Estimate, got.EstimatedSeconds = 0, 0
 	if got != want {
 		t.Errorf("users:\ngot  %+v\nwant %+v", got, want)
 	}

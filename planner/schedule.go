@@ -68,16 +68,18 @@ type load struct {
 	busiestRoom     int64 // messages into the one room that gets the most
 }
 
-// minDuration is the least time the quota allows for l: every limit paced
-// evenly at its rate, and no more than RoomMessagesPerSecond into one room.
-func minDuration(q chatapi.Quota, l load) time.Duration {
+// estimate is the time l takes when every limit is paced evenly at its
+// rate over its window widened by the pacing margin (what a run reaches),
+// and no more than RoomMessagesPerSecond go into one room.
+func estimate(q chatapi.Quota, l load) time.Duration {
 	secs := 0.0
-	if r := q.Calls.PerSecond(); r > 0 {
+	if r := q.Calls.PacedPerSecond(); r > 0 {
 		secs = max(secs, float64(l.calls)/r)
 	}
-	if r := q.Messages.PerSecond(); r > 0 {
+	if r := q.Messages.PacedPerSecond(); r > 0 {
 		secs = max(secs, float64(l.messages)/r)
 	}
-	secs = max(secs, float64(l.busiestRoom)/chatapi.RoomMessagesPerSecond)
+	room := chatapi.Limit{N: chatapi.RoomMessagesPerSecond, Window: time.Second}
+	secs = max(secs, float64(l.busiestRoom)/room.PacedPerSecond())
 	return time.Duration(secs * float64(time.Second)).Round(time.Millisecond)
 }

@@ -1,0 +1,195 @@
+package job
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"imcast/chatapi"
+)
+
+// simServer is a strict server in simulated time: one message quota over a
+// true sliding window, each call counted at its arrival, refused calls not
+// counted; other senders on the app and random refusals can be added.
+type simServer struct {
+	limit  int
+	span   time.Duration
+	events []time.Time // one per message admitted, in arrival order
+	noise  float64     // share of calls refused at random, not counted
+	rnd    *rand.Rand
+}
+
+// arrive admits or refuses a call of n messages at t.
+func (s *simServer) arrive(t time.Time, n int) bool {
+	if s.noise > 0 && s.rnd.Float64() < s.noise {
+		return false
+	}
+	i := 0
+	for i < len(s.events) && t.Sub(s.events[i]) >= s.span {
+		i++
+	}
+	s.events = s.events[i:]
+	if len(s.events)+n > s.limit {
+		return false
+	}
+	for range n {
+		s.events = append(s.events, t)
+	}
+	return true
+}
+
+// simCall is a call of p on its way: it arrives at the server at arrive
+// and is answered back after.
+type simCall struct {
+	sent, arrive time.Time
+	back         time.Duration
+	n            int
+	refused      bool
+	answered     time.Time
+}
+
+// simulate books calls of batch messages on p back to back for d, sends
+// each at its booked time to s, where it arrives after up and is answered
+// back after down, and lets other take its share of the quota as an even
+// sender. It returns the arrival times and sizes of p's admitted calls,
+// and the times of p's refusals.
+func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch int, other float64, up, down func() time.Duration) (admitted []time.Time, sizes []int, refusals []time.Time) {
+	var flying, back []simCall
+	var otherNext time.Time
+	if other > 0 {
+		otherNext = start
+	}
+	otherGap := time.Duration(float64(s.span) / (other * float64(s.limit)))
+	// until runs the server and the answers up to now, in time order.
+	until := func(now time.Time) {
+		slices.SortFunc(flying, func(a, b simCall) int { return a.arrive.Compare(b.arrive) })
+		for len(flying) > 0 && !flying[0].arrive.After(now) {
+			c := flying[0]
+			flying = flying[1:]
+			for !otherNext.IsZero() && otherNext.Before(c.arrive) {
+				s.arrive(otherNext, 1)
+				otherNext = otherNext.Add(otherGap)
+			}
+			c.refused = !s.arrive(c.arrive, c.n)
+			if c.refused {
+				refusals = append(refusals, c.arrive)
+			} else {
+				admitted, sizes = append(admitted, c.arrive), append(sizes, c.n)
+			}
+			c.answered = c.arrive.Add(c.back)
+			back = append(back, c)
+		}
+		slices.SortFunc(back, func(a, b simCall) int { return a.answered.Compare(b.answered) })
+		for len(back) > 0 && !back[0].answered.After(now) {
+			c := back[0]
+			back = back[1:]
+			p.answered(c.sent, c.sent, c.answered, c.n, c.refused)
+		}
+	}
+	now := start
+	for now.Before(start.Add(d)) {
+		b := p.book(now, batch, true, func(int) []string { return nil })
+		now = b.at
+		until(now)
+		if _, ok := p.send(b, now); !ok {
+			continue // a later booking finds the room
+		}
+		flying = append(flying, simCall{sent: now, arrive: now.Add(up()), back: down(), n: b.n})
+	}
+	return admitted, sizes, refusals
+}
+
+// shareOf is the messages admitted per second over their span, as a share
+// of rate.
+func shareOf(admitted []time.Time, sizes []int, from time.Time, rate float64) float64 {
+	total := 0
+	for i, t := range admitted {
+		if !t.Before(from) && i < len(admitted)-1 {
+			total += sizes[i]
+		}
+	}
+	var first time.Time
+	for _, t := range admitted {
+		if !t.Before(from) {
+			first = t
+			break
+		}
+	}
+	return float64(total) / admitted[len(admitted)-1].Sub(first).Seconds() / rate
+}
+
+func simPacer() (*pacer, *simServer, chatapi.Quota) {
+	q := chatapi.Rooms.DefaultQuota()
+	return newPacer(chatapi.Rooms, q, DefaultPacing, newRoomWindows(DefaultPacing)),
+		&simServer{limit: q.Messages.N, span: q.Messages.Window, rnd: rand.New(rand.NewPCG(1, 2))}, q
+}
+
+var simStart = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func steady(d time.Duration) func() time.Duration { return func() time.Duration { return d } }
+
+// TestGovernorYieldsToAnotherSender runs next to another job taking 30 % of
+// the quota: the pace settles just under the rest, and the refusals stop
+// within 10 s.
+func TestGovernorYieldsToAnotherSender(t *testing.T) {
+	p, s, q := simPacer()
+	admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0.3, steady(time.Millisecond), steady(20*time.Millisecond))
+	if len(refusals) == 0 {
+		t.Fatal("no refusals: the other sender took nothing")
+	}
+	if last := refusals[len(refusals)-1].Sub(refusals[0]); last > 10*time.Second {
+		t.Errorf("refused until %v after the first refusal (%d refusals), want within 10 s", last, len(refusals))
+	}
+	share := shareOf(admitted, sizes, simStart.Add(15*time.Second), 0.7*q.Messages.PerSecond())
+	if share < 0.9 {
+		t.Errorf("after settling: %.3f of the rest of the quota, want at least 0.9", share)
+	}
+	t.Logf("%d refusals over %v; %.3f of the rest; pace %.3f", len(refusals), refusals[len(refusals)-1].Sub(refusals[0]), share, p.gov.factor)
+}
+
+// TestGovernorIgnoresRandomRefusals faces a server that refuses a fifth of
+// the calls at random, whatever the pace: the pace must not collapse. What
+// the server takes is at most the share it does not refuse, so the share
+// reached is judged against that.
+func TestGovernorIgnoresRandomRefusals(t *testing.T) {
+	worst := 1.0
+	for seed := range uint64(20) {
+		p, s, q := simPacer()
+		s.noise, s.rnd = 0.2, rand.New(rand.NewPCG(seed, 7))
+		admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0, steady(time.Millisecond), steady(20*time.Millisecond))
+		taken := 1 - float64(len(refusals))/float64(len(refusals)+len(admitted))
+		share := shareOf(admitted, sizes, simStart, q.Messages.PerSecond())
+		if share/taken < 0.93 {
+			t.Errorf("seed %d: %.3f of the quota with %.3f of the calls taken: paced at %.3f, want at least 0.93 (pace %.3f, noise %.3f)",
+				seed, share, taken, share/taken, p.gov.factor, p.gov.noise)
+		}
+		worst = min(worst, share/taken)
+	}
+	t.Logf("worst of 20 seeds: paced at %.3f of the quota", worst)
+}
+
+// TestGovernorWidensTheMarginForLateArrivals faces a server where calls
+// arrive 0 to 60 ms after they leave: the refusals the pacer could not see
+// widen its margin, and stop.
+func TestGovernorWidensTheMarginForLateArrivals(t *testing.T) {
+	for seed := range uint64(20) {
+		p, s, q := simPacer()
+		rnd := rand.New(rand.NewPCG(seed, 4))
+		up := func() time.Duration { return time.Duration(rnd.Int64N(int64(60 * time.Millisecond))) }
+		down := func() time.Duration { return 5*time.Millisecond + time.Duration(rnd.Int64N(int64(55*time.Millisecond))) }
+		admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0, up, down)
+		if len(refusals) == 0 {
+			t.Fatalf("seed %d: no refusals: arrivals were never late enough to matter", seed)
+		}
+		if last := refusals[len(refusals)-1].Sub(refusals[0]); last > 10*time.Second {
+			t.Errorf("seed %d: refused until %v after the first refusal (%d refusals), want within 10 s", seed, last, len(refusals))
+		}
+		if p.gov.factor < 1 {
+			t.Errorf("seed %d: pace cut to %.3f: lateness is not another sender", seed, p.gov.factor)
+		}
+		if share := shareOf(admitted, sizes, simStart.Add(15*time.Second), q.Messages.PerSecond()); share < 0.85 {
+			t.Errorf("seed %d: %.3f of the quota, want at least 0.85 (margin %v)", seed, share, p.gov.margin())
+		}
+	}
+}
