@@ -17,7 +17,7 @@ import (
 // new connection), plus what refusals showed was needed.
 //
 // A refusal is evidence, not a verdict. The governor counts refused calls
-// over epochs (at least the endpoint's longest window and minCalls
+// over epochs (at least the endpoint's longest window, up to 5 s, and minCalls
 // answered calls), counting only calls stamped after its last move, and
 // tries one remedy at a time, keeping it only if the calls after it show
 // that it worked (a sequential test: the share refused fell to an eighth
@@ -26,17 +26,21 @@ import (
 //
 //  1. widen the margin by the spread of round-trip times: the server
 //     counted calls the pacer had apart in one window;
-//  2. cut the pace to what the server accepted since the refusals began
-//     (a full sliding window takes in what leaves it: the rest of the
-//     quota), a little under: another job is using the app's quota;
+//  2. cut the pace to what the server took of this job since the refusals
+//     began (a full sliding window takes in what leaves it: the rest of
+//     the quota), under it by the share refused: another job is using the
+//     app's quota.
+//     When the refusals fell, surely, but go on, the other job's calls get
+//     through now that this one makes room: cut again from there;
 //  3. neither worked: the refusals do not depend on the pace (a server
 //     refusing a share of calls at random). Undo the cut and take that
 //     share as noise, acted on only when refusals rise well above it.
 //
 // A kept cut stays on probation for Memory: if the calls since show the
-// share refused did not fall after all, it is undone as in 3. After Memory
-// without a refusal, the pace climbs back towards the quota by a
-// twentieth of it an epoch.
+// share refused did not fall after all, it is undone as in 3. Meanwhile
+// the pace climbs back, halfway each epoch, to just under what the server
+// took; after Memory without a refusal, on towards the quota by a
+// twentieth an epoch.
 type governor struct {
 	cfg      Pacing
 	quota    chatapi.Quota
@@ -46,19 +50,21 @@ type governor struct {
 	learned   time.Duration // margin from lateness
 	widened   time.Duration // margin added after refusals it cured
 	factor    float64       // pace in force, a fraction of the quota
+	ceiling   float64       // how far the pace climbs back after a cut, for Memory
 	noise     float64       // share of calls refused whatever the pace
 
 	epoch  tally     // calls stamped since the epoch began
 	since  time.Time // when the epoch began
 	recent outcomes  // the last calls answered, refused or not
 
-	trial      remedy  // the remedy on trial, none if no trial
-	test       tally   // calls since the trial began
-	llr        float64 // log-likelihood ratio: it worked, against it did not
-	before     float64 // share refused before the remedy on trial
-	undoFactor float64 // factor before the cut on trial or on probation
-	undoWiden  time.Duration
-	triedWiden bool // the widening was tried since the last quiet epoch
+	trial       remedy  // the remedy on trial, none if no trial
+	test        tally   // calls since the trial began
+	llr         float64 // log-likelihood ratio: it worked, against it did not
+	before      float64 // share refused before the remedy on trial
+	beforeTally tally   // the calls that share is of
+	undoFactor  float64 // factor before the cut on trial or on probation
+	undoWiden   time.Duration
+	triedWiden  bool // the widening was tried since the last quiet epoch
 
 	probation tally     // calls since the last kept cut, while on probation
 	cutAt     time.Time // when the pace was last cut
@@ -114,7 +120,7 @@ const (
 
 const (
 	minCalls = 20   // calls an epoch needs before its share is judged
-	minTest  = 10   // calls a trial needs before it is decided
+	minTest  = 20   // calls a trial needs before it is decided, and a pace is measured over
 	backoff  = 0.03 // how far under the accepted pace a cut goes
 	climb    = 0.05 // how much of the quota a quiet epoch gives back
 	decisive = 2.94 // |llr| that decides a trial: odds of 19 to 1
@@ -122,7 +128,7 @@ const (
 
 func newGovernor(cfg Pacing, q chatapi.Quota) governor {
 	longest := max(q.Calls.Window, q.Messages.Window)
-	return governor{cfg: cfg, quota: q, epochLen: longest + cfg.MaxMargin, factor: 1,
+	return governor{cfg: cfg, quota: q, epochLen: min(longest, 5*time.Second) + cfg.MaxMargin, factor: 1, ceiling: 1,
 		late: samples{size: 128}, rtt: samples{size: 128}}
 }
 
@@ -156,8 +162,8 @@ func (g *governor) answered(sent, wrote, now time.Time, n int, refused bool) boo
 	}
 	if g.trial != none {
 		g.weigh(now, sent, n, refused)
-	} else if refused && g.epoch.share(minCalls) > g.threshold(max(g.epoch.calls, minCalls)) {
-		// refusals out of a quiet state: act at once
+	} else if refused && !g.triedWiden && g.epoch.share(minCalls) > g.threshold(max(g.epoch.calls, minCalls)) {
+		// refusals out of a quiet state: widen at once
 		g.act(now, g.epoch.share(minCalls), g.epoch)
 	}
 	if g.trial == none && now.Sub(g.since) >= g.epochLen && g.epoch.calls >= minCalls {
@@ -165,6 +171,10 @@ func (g *governor) answered(sent, wrote, now time.Time, n int, refused bool) boo
 	}
 	return g.margin() != before
 }
+
+// noisy reports whether refusals are taken for noise now: noise was
+// found, and no remedy is on trial or probation.
+func (g *governor) noisy() bool { return g.noise > 0 && g.trial == none && g.cutAt.IsZero() }
 
 // threshold is the share refused of n calls that calls for a remedy: well
 // above the noise, by three standard deviations of a share of n calls.
@@ -187,7 +197,9 @@ func (g *governor) weigh(now, sent time.Time, n int, refused bool) {
 	}
 	long := g.test.calls >= 3*minCalls
 	switch {
-	case g.test.calls < minTest:
+	case g.test.calls < minTest && (g.trial == widen || g.test.calls < minTest/2):
+		// a cut is judged on fewer calls; a widening's calls also tell
+		// the pace the server took, if it comes to a cut
 	case g.llr >= decisive || (long && g.llr > 0):
 		if g.trial == cut {
 			g.probation, g.cutBefore = tally{}, g.before
@@ -202,7 +214,14 @@ func (g *governor) weigh(now, sent time.Time, n int, refused bool) {
 			g.trial = none
 			g.act(now, r, g.test)
 		case cut:
-			g.factor, g.noise, g.trial = g.undoFactor, g.recent.share(), none
+			g.trial = none
+			if fell(g.beforeTally, g.test) {
+				// fewer refusals, not few enough: the other job's
+				// calls now get through; cut again from here
+				g.act(now, r, g.test)
+				return
+			}
+			g.factor, g.noise = g.undoFactor, g.recent.share()
 			g.cutAt = time.Time{}
 			g.restart(now)
 		}
@@ -218,7 +237,7 @@ func (g *governor) judge(now time.Time) {
 		// going on near its level leave the cut unproven
 		undo = min(undo, g.noise/2)
 	}
-	if !g.cutAt.IsZero() && g.probation.calls >= 3*minCalls && g.probation.share(0) > undo {
+	if !g.cutAt.IsZero() && g.probation.calls >= minCalls && g.probation.share(0) > undo {
 		// the cut did not stop the refusals after all
 		g.factor, g.noise, g.cutAt = g.undoFactor, g.recent.share(), time.Time{}
 		g.restart(now)
@@ -235,8 +254,15 @@ func (g *governor) judge(now time.Time) {
 	if !g.cutAt.IsZero() && now.Sub(g.cutAt) >= g.cfg.Memory {
 		g.cutAt = time.Time{} // off probation
 	}
-	if g.factor < 1 && g.cutAt.IsZero() {
+	switch {
+	case g.cutAt.IsZero():
+		g.ceiling = 1
 		g.factor = min(1, g.factor+climb)
+	case g.factor < g.ceiling:
+		// a cut goes deep to stop the refusals at once; the pace then
+		// climbs back, halfway each epoch, to just under what the server
+		// took, and a refusal on the way lowers that
+		g.factor = min(g.ceiling, g.factor+max(0.01, (g.ceiling-g.factor)/2))
 	}
 	g.restart(now)
 }
@@ -244,7 +270,7 @@ func (g *governor) judge(now time.Time) {
 // act tries the next remedy for a share r of calls refused, over the
 // calls of t.
 func (g *governor) act(now time.Time, r float64, t tally) {
-	g.before, g.test, g.llr = r, tally{}, 0
+	g.before, g.beforeTally, g.test, g.llr = r, t, tally{}, 0
 	if !g.triedWiden && g.margin() < g.cfg.MaxMargin {
 		g.triedWiden = true
 		g.trial, g.undoWiden = widen, g.widened
@@ -259,10 +285,25 @@ func (g *governor) act(now time.Time, r float64, t tally) {
 		if !ok {
 			took = g.factor * (1 - r)
 		}
-		g.factor = max(g.cfg.Floor, min(g.factor, took)*(1-backoff))
+		// Under by the share refused: while this job overran, the other
+		// job's calls were refused too, and it took less than it asks.
+		g.ceiling = min(g.ceiling, max(g.cfg.Floor, min(g.factor, took)*(1-backoff)))
+		g.factor = max(g.cfg.Floor, min(g.factor, took)*min(1-r, 1-backoff))
 		g.cutAt = now
 	}
 	g.restart(now)
+}
+
+// fell reports whether the share refused of b is surely (by a z-test of
+// two shares at 2.5 standard deviations) above that of a, which followed.
+func fell(b, a tally) bool {
+	if b.calls == 0 || a.calls == 0 {
+		return false
+	}
+	pb, pa := b.share(0), a.share(0)
+	p := float64(b.refused+a.refused) / float64(b.calls+a.calls)
+	sd := math.Sqrt(p * (1 - p) * (1/float64(b.calls) + 1/float64(a.calls)))
+	return sd > 0 && (pb-pa)/sd > 2.5
 }
 
 func (g *governor) restart(now time.Time) {

@@ -42,6 +42,7 @@ func (s *simServer) arrive(t time.Time, n int) bool {
 // simCall is a call of p on its way: it arrives at the server at arrive
 // and is answered back after.
 type simCall struct {
+	b            booking
 	sent, arrive time.Time
 	back         time.Duration
 	n            int
@@ -84,7 +85,7 @@ func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch in
 		for len(back) > 0 && !back[0].answered.After(now) {
 			c := back[0]
 			back = back[1:]
-			p.answered(c.sent, c.sent, c.answered, c.n, c.refused)
+			p.answered(c.b, c.sent, c.sent, c.answered, c.refused)
 		}
 	}
 	now := start
@@ -95,7 +96,7 @@ func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch in
 		if _, ok := p.send(b, now); !ok {
 			continue // a later booking finds the room
 		}
-		flying = append(flying, simCall{sent: now, arrive: now.Add(up()), back: down(), n: b.n})
+		flying = append(flying, simCall{b: b, sent: now, arrive: now.Add(up()), back: down(), n: b.n})
 	}
 	return admitted, sizes, refusals
 }
@@ -149,24 +150,25 @@ func TestGovernorYieldsToAnotherSender(t *testing.T) {
 }
 
 // TestGovernorIgnoresRandomRefusals faces a server that refuses a fifth of
-// the calls at random, whatever the pace: the pace must not collapse. What
-// the server takes is at most the share it does not refuse, so the share
-// reached is judged against that.
+// the calls at random, whatever the pace, and does not count them: the pace
+// must not collapse, and the turns of refused calls are taken again.
 func TestGovernorIgnoresRandomRefusals(t *testing.T) {
-	worst := 1.0
+	var shares []float64
 	for seed := range uint64(20) {
 		p, s, q := simPacer()
 		s.noise, s.rnd = 0.2, rand.New(rand.NewPCG(seed, 7))
-		admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0, steady(time.Millisecond), steady(20*time.Millisecond))
-		taken := 1 - float64(len(refusals))/float64(len(refusals)+len(admitted))
+		admitted, sizes, _ := simulate(p, s, simStart, 60*time.Second, 10, 0, steady(time.Millisecond), steady(20*time.Millisecond))
 		share := shareOf(admitted, sizes, simStart, q.Messages.PerSecond())
-		if share/taken < 0.93 {
-			t.Errorf("seed %d: %.3f of the quota with %.3f of the calls taken: paced at %.3f, want at least 0.93 (pace %.3f, noise %.3f)",
-				seed, share, taken, share/taken, p.gov.factor, p.gov.noise)
+		if share < 0.75 {
+			t.Errorf("seed %d: %.3f of the quota with a fifth refused at random, want at least 0.75 (pace %.3f, noise %.3f)", seed, share, p.gov.factor, p.gov.noise)
 		}
-		worst = min(worst, share/taken)
+		shares = append(shares, share)
 	}
-	t.Logf("worst of 20 seeds: paced at %.3f of the quota", worst)
+	slices.Sort(shares)
+	if median := shares[len(shares)/2]; median < 0.85 {
+		t.Errorf("median of 20 seeds: %.3f of the quota, want at least 0.85", median)
+	}
+	t.Logf("%.3f of the quota at worst, %.3f at the median", shares[0], shares[len(shares)/2])
 }
 
 // TestGovernorWidensTheMarginForLateArrivals faces a server where calls
@@ -177,7 +179,9 @@ func TestGovernorWidensTheMarginForLateArrivals(t *testing.T) {
 		p, s, q := simPacer()
 		rnd := rand.New(rand.NewPCG(seed, 4))
 		up := func() time.Duration { return time.Duration(rnd.Int64N(int64(60 * time.Millisecond))) }
-		down := func() time.Duration { return 5*time.Millisecond + time.Duration(rnd.Int64N(int64(55*time.Millisecond))) }
+		down := func() time.Duration {
+			return 5*time.Millisecond + time.Duration(rnd.Int64N(int64(55*time.Millisecond)))
+		}
 		admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0, up, down)
 		if len(refusals) == 0 {
 			t.Fatalf("seed %d: no refusals: arrivals were never late enough to matter", seed)

@@ -530,7 +530,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	if ns := wrote.Load(); ns != 0 {
 		wroteAt = time.Unix(0, ns)
 	}
-	e.pacer.answered(sent, wroteAt, rec.Time, len(to), refusal(err))
+	e.pacer.answered(bk, sent, wroteAt, rec.Time, refusal(err))
 	if err == nil {
 		return r.delivered(rec, res)
 	}
@@ -569,8 +569,13 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 		return err
 	}
 	pc.Retries.Add(1)
+	// A refusal that says when to come back is taken at its word: the
+	// pacer slows the endpoint if the refusals call for it, and a batch
+	// held longer only lengthens the run's tail. Anything else backs off.
 	pause := r.backoff(rec.Attempts)
-	if apiErr != nil && apiErr.RetryAfter > pause {
+	if apiErr != nil && apiErr.RetryAfter > 0 && refusal(err) {
+		pause = apiErr.RetryAfter
+	} else if apiErr != nil && apiErr.RetryAfter > pause {
 		pause = apiErr.RetryAfter
 	}
 	e.requeue(item{batch: planner.Batch{Message: m, To: to}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})

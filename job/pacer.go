@@ -9,8 +9,8 @@ import (
 	"imcast/chatapi"
 )
 
-// stamp is events taken from a limit at a time: a call booked for that
-// time (id set), or sent then (id 0).
+// stamp is events taken from a limit at a time by booking id: a call
+// booked for that time, or sent then.
 type stamp struct {
 	at time.Time
 	n  int
@@ -204,16 +204,30 @@ func (p *pacer) scale(n int) int {
 	return n
 }
 
-// answered tells the pacer what came of a call of n messages it stamped
-// at sent: when its request was written (zero if unknown), when its answer
-// came, and whether the server refused it for quota. The pacer learns its
-// margin and its pace from these.
-func (p *pacer) answered(sent, wrote, now time.Time, n int, refused bool) {
+// answered tells the pacer what came of call b it stamped at sent: when
+// its request was written (zero if unknown), when its answer came, and
+// whether the server refused it for quota. The pacer learns its margin and
+// its pace from these.
+//
+// A call refused while the governor holds refusals for noise delivered
+// nothing and took nothing from the quota: its messages leave the message
+// and room windows, and the next call may take its turn. The call itself
+// stays counted, as a server may count it. Refusals that may be the
+// quota's keep what they took: the pace is cut instead.
+func (p *pacer) answered(b booking, sent, wrote, now time.Time, refused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gov.answered(sent, wrote, now, n, refused) {
+	if p.gov.answered(sent, wrote, now, b.n, refused) {
 		p.setMargin(p.gov.margin())
 	}
+	if !refused || p.messages.limit == 0 || !p.gov.noisy() {
+		return
+	}
+	p.messages.remove(b.id)
+	if p.rooms != nil {
+		p.rooms.remove(b.rooms, b.id)
+	}
+	p.next = later(now, p.next.Add(-p.spacing(p.messages, b.n)))
 }
 
 // setMargin widens every window of p by m.
@@ -343,12 +357,12 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	if t.After(now) {
 		return t, false
 	}
-	p.calls.insert(stamp{at: now, n: 1})
+	p.calls.insert(stamp{at: now, n: 1, id: b.id})
 	if p.messages.limit > 0 {
-		p.messages.insert(stamp{at: now, n: b.n})
+		p.messages.insert(stamp{at: now, n: b.n, id: b.id})
 	}
 	if p.rooms != nil {
-		p.rooms.add(now, b.rooms, 0)
+		p.rooms.add(now, b.rooms, b.id)
 	}
 	return now, true
 }
