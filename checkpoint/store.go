@@ -427,6 +427,45 @@ func (c *Campaign) records(full bool, fn func(Record) error) error {
 	})
 }
 
+// longestCall bounds how long a call lasts from its ledger write to its
+// answer (a stalled call is given up sooner): Recent reads back no further
+// than this before since.
+const longestCall = 10 * time.Minute
+
+// Recent calls fn with every record of every campaign whose time (the
+// moment it was begun, or answered) is at or after since: the calls of a
+// run that stopped a moment ago, which the server's windows still count.
+// It reads each campaign from its latest record back, no further than
+// longestCall before since. Call it before Resume, which rewrites the time
+// of records left in flight.
+func (s *Store) Recent(since time.Time, fn func(Record) error) error {
+	return s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCampaigns).ForEachBucket(func(name []byte) error {
+			b := tx.Bucket(bucketCampaigns).Bucket(name).Bucket(bucketBatches)
+			if b == nil {
+				return nil
+			}
+			cur := b.Cursor()
+			for k, v := cur.Last(); k != nil; k, v = cur.Prev() {
+				r, err := decodeRecord(binary.BigEndian.Uint64(k), v, false)
+				if err != nil {
+					return err
+				}
+				if r.Time.Before(since.Add(-longestCall)) {
+					return nil // begun before this: answered long ago
+				}
+				if !r.Time.Before(since) {
+					r.Campaign = string(name)
+					if err := fn(r); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	})
+}
+
 // hasBuckets reports whether tx's file holds anything.
 func hasBuckets(tx *bolt.Tx) bool {
 	k, _ := tx.Cursor().First()

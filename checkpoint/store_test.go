@@ -292,3 +292,38 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// TestRecentReadsTheLatestCallsOfEveryCampaign writes calls of two
+// campaigns at times long ago and just now: Recent gives back those at or
+// after its time, in flight or answered, and no older one.
+func TestRecentReadsTheLatestCallsOfEveryCampaign(t *testing.T) {
+	s, _ := openTemp(t)
+	now := time.Now()
+	write := func(campaign, to string, at time.Time, finish bool) {
+		r := &Record{Campaign: campaign, Kind: "users", To: []string{to}, Time: at}
+		if err := s.Begin(r); err != nil {
+			t.Fatal(err)
+		}
+		if finish {
+			r.State = Sent
+			if err := s.Finish(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write("a", "old", now.Add(-time.Hour), true)
+	write("a", "older-than-since", now.Add(-2*time.Minute), true)
+	write("a", "recent", now.Add(-10*time.Second), true)
+	write("b", "in-flight", now.Add(-time.Second), false)
+	var got []string
+	if err := s.Recent(now.Add(-time.Minute), func(r Record) error {
+		got = append(got, r.Campaign+"/"+r.To[0])
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := []string{"a/recent", "b/in-flight"}; !slices.Equal(got, want) {
+		t.Errorf("Recent: %v, want %v", got, want)
+	}
+}

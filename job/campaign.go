@@ -20,6 +20,7 @@ type Store interface {
 	UploadLedger
 	Campaigns() ([]string, error)
 	Campaign(name string) *checkpoint.Campaign
+	Recent(since time.Time, fn func(checkpoint.Record) error) error
 }
 
 // CampaignConfig says how to run a campaign.
@@ -126,6 +127,15 @@ func (e *elsewhere) check(m *planner.Message, to, own string) {
 func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Result, error) {
 	if cfg.Campaign == "" {
 		return nil, fmt.Errorf("no campaign name")
+	}
+	// The calls of a run that stopped a moment ago still count in the
+	// server's windows: read them before Resume rewrites the time of those
+	// left in flight.
+	if err := store.Recent(time.Now().Add(-recentSpan), func(r checkpoint.Record) error {
+		cfg.Recent = append(cfg.Recent, Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time})
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	ledger := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
 	own, err := ledger.of(cfg.Campaign)

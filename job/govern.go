@@ -17,21 +17,20 @@ import (
 // new connection), plus what refusals showed was needed.
 //
 // A refusal is evidence, not a verdict. The governor counts refused calls
-// over epochs (at least the endpoint's longest window, up to 5 s, and minCalls
-// answered calls), counting only calls stamped after its last move, and
-// tries one remedy at a time, keeping it only if the calls after it show
-// that it worked (a sequential test: the share refused fell to an eighth
-// of what it was, against it did not fall; undecided after 3 epochs' worth
-// of calls, the likelier of the two):
+// over epochs (the endpoint's longest window, at most 5 s, and at least
+// minCalls answered calls), counting only calls stamped after its last
+// move, and tries one remedy at a time, keeping it only if the calls after
+// it show that it worked (a sequential test: the share refused fell to an
+// eighth of what it was, against it did not fall; undecided after 3 epochs'
+// worth of calls, the likelier of the two):
 //
 //  1. widen the margin by the spread of round-trip times: the server
 //     counted calls the pacer had apart in one window;
 //  2. cut the pace to what the server took of this job since the refusals
 //     began (a full sliding window takes in what leaves it: the rest of
 //     the quota), under it by the share refused: another job is using the
-//     app's quota.
-//     When the refusals fell, surely, but go on, the other job's calls get
-//     through now that this one makes room: cut again from there;
+//     app's quota. When the refusals fell, surely, but go on, the other
+//     job's calls get through now that this one makes room: cut again;
 //  3. neither worked: the refusals do not depend on the pace (a server
 //     refusing a share of calls at random). Undo the cut and take that
 //     share as noise, acted on only when refusals rise well above it.

@@ -68,7 +68,21 @@ type Config struct {
 	// StallTimeout is how long a run that has had answers goes on with none
 	// before it stops; 0: 5 min.
 	StallTimeout time.Duration
+	// Recent are calls made just before the run (by a run that stopped a
+	// moment ago): the windows start with them.
+	Recent []Call
 }
+
+// Call is a call made at a time, of some messages.
+type Call struct {
+	Kind     chatapi.Kind
+	Messages int
+	At       time.Time
+}
+
+// recentSpan is how far back calls still count: the longest window of any
+// quota and the widest margin.
+const recentSpan = time.Minute + time.Second
 
 // campaignOf is the ledger campaign of m's deliveries.
 func (c *Config) campaignOf(m *planner.Message) string {
@@ -212,6 +226,11 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 			order = append(order, e)
 		}
 		e.kinds = append(e.kinds, k)
+	}
+	for _, c := range cfg.Recent {
+		if e := byPath[c.Kind.Path()]; e != nil {
+			e.pacer.seed(c)
+		}
 	}
 
 	// The watchdog stops the run, and cuts short the calls in flight, when

@@ -295,3 +295,31 @@ func TestSplitPartsOwnTheirRecipients(t *testing.T) {
 		t.Errorf("%d delivered, %d duplicates, %d split calls, %d refusals; want 600, 0, some, some", st.Delivered, st.Duplicates, split, st.Responses[429])
 	}
 }
+
+// TestRunStartsWithTheCallsJustMade runs a campaign right after another
+// run of the ledger sent a full second's worth of group messages: the
+// windows start with those calls, and the first call waits for them to
+// leave.
+func TestRunStartsWithTheCallsJustMade(t *testing.T) {
+	f := newFixture(t, `{"kind":"groups","to":["g1","g2"],"msg":"hi"}`+"\n", emulator.Config{}, "t")
+	just := time.Now()
+	full := chatapi.Groups.DefaultQuota().Messages.N
+	earlier := &checkpoint.Record{Campaign: "earlier", Kind: string(chatapi.Groups), To: make([]string, full), Time: just}
+	for i := range earlier.To {
+		earlier.To[i] = fmt.Sprint("other", i)
+	}
+	if err := f.store.Begin(earlier); err != nil {
+		t.Fatal(err)
+	}
+	earlier.State = checkpoint.Sent
+	if err := f.store.Finish(earlier); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.run(t, job.CampaignConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := f.srv.Stats().Kinds["groups"].First
+	if waited := first.Sub(just); waited < time.Second {
+		t.Errorf("first call %v after a full window of calls, want at least 1 s", waited)
+	}
+}

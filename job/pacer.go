@@ -196,6 +196,21 @@ func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows
 	return p
 }
 
+// seed counts call c, made before the run, in the windows. Seeds come
+// before any booking; the logs are kept in time order.
+func (p *pacer) seed(c Call) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastID++
+	p.calls.insert(stamp{at: c.At, n: 1, id: p.lastID})
+	spacing := p.spacing(p.calls, 1)
+	if p.messages.limit > 0 {
+		p.messages.insert(stamp{at: c.At, n: c.Messages, id: p.lastID})
+		spacing = max(spacing, p.spacing(p.messages, c.Messages))
+	}
+	p.next = later(p.next, c.At.Add(spacing))
+}
+
 // scale returns limit n under the pace in force, at least 1.
 func (p *pacer) scale(n int) int {
 	if f := p.gov.factor; f < 1 {
