@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -320,7 +319,7 @@ func startOtherSender(b *testing.B, url, kind string, pc pacingCase, rate float6
 				o.calls.Add(1)
 				if res, err := client.Send(context.WithoutCancel(ctx), batch); err == nil {
 					o.delivered.Add(int64(len(res.IDs)))
-				} else if refusal(err) {
+				} else if chatapi.Refused(err) {
 					o.refused.Add(1)
 					o.calls.Add(-1)
 				}
@@ -338,13 +337,4 @@ func startOtherSender(b *testing.B, url, kind string, pc pacingCase, rate float6
 func (o *otherSender) stop() {
 	o.cancel()
 	<-o.done
-}
-
-// refusal reports whether err is a quota refusal.
-func refusal(err error) bool {
-	var e *chatapi.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusForbidden || e.Status == http.StatusServiceUnavailable
 }

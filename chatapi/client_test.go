@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -251,3 +252,25 @@ func TestNewRefusesPlainHTTPToARemoteHost(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+func TestRefusedIsAQuotaRefusalOnly(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}, true},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusForbidden}, true},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusServiceUnavailable}, true},
+		{fmt.Errorf("wrapped: %w", &chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}), true},
+		{&chatapi.Error{Outcome: chatapi.Ambiguous, Status: http.StatusServiceUnavailable}, false},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusInternalServerError}, false},
+		{&chatapi.Error{Outcome: chatapi.Permanent, Status: http.StatusBadRequest}, false},
+		{errors.New("no status"), false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := chatapi.Refused(tt.err); got != tt.want {
+			t.Errorf("Refused(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

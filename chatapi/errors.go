@@ -3,6 +3,7 @@ package chatapi
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -87,6 +88,21 @@ func OutcomeOf(err error) Outcome {
 		return e.Outcome
 	}
 	return Permanent
+}
+
+// Refused reports whether err is the server refusing a call for quota
+// (429, 403 or 503, nothing delivered): another job on the app, or a pace
+// too fast for the server.
+func Refused(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || e.Outcome != NotDelivered {
+		return false
+	}
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
+		return true
+	}
+	return false
 }
 
 // ErrRedirect is the error of a call answered with a redirect (3xx). No

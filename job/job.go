@@ -549,7 +549,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	if ns := wrote.Load(); ns != 0 {
 		wroteAt = time.Unix(0, ns)
 	}
-	e.pacer.answered(bk, sent, wroteAt, rec.Time, refusal(err))
+	e.pacer.answered(bk, sent, wroteAt, rec.Time, chatapi.Refused(err))
 	if err == nil {
 		return r.delivered(rec, res)
 	}
@@ -575,7 +575,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 		}
 		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
-	if refusal(err) {
+	if chatapi.Refused(err) {
 		pc.Refused.Add(1)
 	}
 	if rec.Attempts >= r.cfg.MaxAttempts {
@@ -592,26 +592,13 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	// pacer slows the endpoint if the refusals call for it, and a batch
 	// held longer only lengthens the run's tail. Anything else backs off.
 	pause := r.backoff(rec.Attempts)
-	if apiErr != nil && apiErr.RetryAfter > 0 && refusal(err) {
+	if apiErr != nil && apiErr.RetryAfter > 0 && chatapi.Refused(err) {
 		pause = apiErr.RetryAfter
 	} else if apiErr != nil && apiErr.RetryAfter > pause {
 		pause = apiErr.RetryAfter
 	}
 	e.requeue(item{batch: planner.Batch{Message: m, To: to}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})
 	return nil
-}
-
-// refusal reports whether err is the server refusing a call for quota.
-func refusal(err error) bool {
-	var e *chatapi.Error
-	if !errors.As(err, &e) || chatapi.OutcomeOf(err) != chatapi.NotDelivered {
-		return false
-	}
-	switch e.Status {
-	case http.StatusTooManyRequests, http.StatusForbidden, http.StatusServiceUnavailable:
-		return true
-	}
-	return false
 }
 
 // delivered records a 2xx answer: recipients the answer names are sent;
