@@ -93,61 +93,29 @@ func TestDamagedLedgersAreRefused(t *testing.T) {
 			rewriteMetas(t, path, 3)
 		}},
 		{name: "another imcast format", atOpen: true, reason: "another version of imcast", damage: func(t *testing.T, path string) {
-			db, err := bolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFormat).Put(keyFormat, binary.AppendUvarint(nil, 99)) })
-			if err != nil {
-				t.Fatal(err)
-			}
+			updateBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketFormat).Put(keyFormat, binary.AppendUvarint(nil, 99)) })
 		}},
 		{name: "foreign bbolt file", atOpen: true, reason: "not an imcast ledger", damage: func(t *testing.T, path string) {
 			os.Remove(path)
-			db, err := bolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			err = db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("keys")); return err })
-			if err != nil {
-				t.Fatal(err)
-			}
+			updateBolt(t, path, func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("keys")); return err })
 		}},
 		{name: "unknown state", reason: "does not decode", damage: func(t *testing.T, path string) {
-			db, err := bolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			err = db.Update(func(tx *bolt.Tx) error {
+			updateBolt(t, path, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bucketCampaigns).Bucket([]byte("spring")).Bucket(bucketBatches)
 				k, v := b.Cursor().First()
 				v = append([]byte(nil), v...)
 				v[1] = 9
 				return b.Put(k, v)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}},
 		{name: "a bit flipped in a recipient", reason: "does not decode", damage: func(t *testing.T, path string) {
-			db, err := bolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			err = db.Update(func(tx *bolt.Tx) error {
+			updateBolt(t, path, func(tx *bolt.Tx) error {
 				b := tx.Bucket(bucketCampaigns).Bucket([]byte("spring")).Bucket(bucketBatches)
 				k, v := b.Cursor().Last()
 				v = append([]byte(nil), v...)
 				v[len(v)/2] ^= 0x04 // inside the recipient: another, valid, ID
 				return b.Put(k, v)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
 		}},
 		{name: "overwritten pages", reason: "", damage: func(t *testing.T, path string) {
 			b, err := os.ReadFile(path)
@@ -256,5 +224,19 @@ func TestVersion1RecordsStillRead(t *testing.T) {
 	}
 	if _, err := decodeRecord(4, b, true); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("a record read under another key: got %v, want ErrCorrupt", err)
+	}
+}
+
+// updateBolt opens the bbolt file at path as bbolt itself would, and
+// changes it with fn in one transaction.
+func updateBolt(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
 	}
 }

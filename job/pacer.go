@@ -168,7 +168,6 @@ type pacer struct {
 	rooms    *roomWindows
 	next     time.Time // earliest time of the next booking (even pacing)
 	gov      governor
-	kind     chatapi.Kind
 	lastID   uint64
 }
 
@@ -185,7 +184,7 @@ func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows
 	widen := func(l chatapi.Limit) window {
 		return window{limit: l.N, base: l.Window, span: l.Window + cfg.Margin, keep: l.Window + cfg.MaxMargin}
 	}
-	p := &pacer{cfg: cfg, calls: widen(q.Calls), kind: kind}
+	p := &pacer{cfg: cfg, calls: widen(q.Calls)}
 	if q.Messages.N > 0 {
 		p.messages = widen(q.Messages)
 	}
@@ -252,13 +251,6 @@ func (p *pacer) setMargin(m time.Duration) {
 	if p.rooms != nil {
 		p.rooms.setMargin(m)
 	}
-}
-
-// margin is the margin in force.
-func (p *pacer) margin() time.Duration {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.gov.margin()
 }
 
 // book reserves a call for a batch of size recipients going to rooms (the
