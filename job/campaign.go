@@ -132,7 +132,14 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	// server's windows: read them before Resume rewrites the time of those
 	// left in flight.
 	if err := store.Recent(time.Now().Add(-recentSpan), func(r checkpoint.Record) error {
-		cfg.Recent = append(cfg.Recent, Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time})
+		c := Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time}
+		switch c.Kind {
+		case chatapi.Rooms:
+			c.Rooms = r.To
+		case chatapi.RoomMembers:
+			c.Rooms = []string{r.Scope}
+		}
+		cfg.Recent = append(cfg.Recent, c)
 		return nil
 	}); err != nil {
 		return nil, err

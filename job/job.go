@@ -73,10 +73,11 @@ type Config struct {
 	Recent []Call
 }
 
-// Call is a call made at a time, of some messages.
+// Call is a call made at a time, of some messages, into some chat rooms.
 type Call struct {
 	Kind     chatapi.Kind
 	Messages int
+	Rooms    []string // with Rooms and RoomMembers
 	At       time.Time
 }
 
@@ -227,10 +228,14 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 		}
 		e.kinds = append(e.kinds, k)
 	}
+	// In time order, each seed lands at the end of its logs.
+	slices.SortStableFunc(cfg.Recent, func(a, b Call) int { return a.At.Compare(b.At) })
 	for _, c := range cfg.Recent {
 		if e := byPath[c.Kind.Path()]; e != nil {
 			e.pacer.seed(c)
 		}
+		// Every run shares the room windows, whatever its kinds.
+		rooms.add(c.At, c.Rooms, bookingIDs.Add(1))
 	}
 
 	// The watchdog stops the run, and cuts short the calls in flight, when

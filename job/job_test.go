@@ -323,3 +323,31 @@ func TestRunStartsWithTheCallsJustMade(t *testing.T) {
 		t.Errorf("first call %v after a full window of calls, want at least 1 s", waited)
 	}
 }
+
+func TestRunStartsWithTheRoomMessagesJustPosted(t *testing.T) {
+	f := newFixture(t, `{"kind":"rooms","to":["r1"],"msg":"hi"}`+"\n", emulator.Config{}, "t")
+	just := time.Now()
+	// A second's worth of messages into r1, half to the room, half to
+	// members of it, by a run that stopped a moment ago.
+	for i := range chatapi.RoomMessagesPerSecond {
+		r := &checkpoint.Record{Campaign: "earlier", Kind: string(chatapi.Rooms), To: []string{"r1"}, Time: just}
+		if i%2 == 1 {
+			r.Kind, r.Scope, r.To = string(chatapi.RoomMembers), "r1", []string{fmt.Sprint("u", i)}
+		}
+		r.Digest[0] = byte(i)
+		if err := f.store.Begin(r); err != nil {
+			t.Fatal(err)
+		}
+		r.State = checkpoint.Sent
+		if err := f.store.Finish(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.run(t, job.CampaignConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := f.srv.Stats().Kinds["rooms"].First
+	if waited := first.Sub(just); waited < time.Second {
+		t.Errorf("first call %v after a full second of messages into the room, want at least 1 s", waited)
+	}
+}

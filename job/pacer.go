@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"imcast/chatapi"
@@ -168,8 +169,11 @@ type pacer struct {
 	rooms    *roomWindows
 	next     time.Time // earliest time of the next booking (even pacing)
 	gov      governor
-	lastID   uint64
 }
+
+// bookingIDs numbers the stamps of every pacer: the rooms and room_members
+// pacers share the room windows, where an ID must name one call.
+var bookingIDs atomic.Uint64
 
 // booking is a call booked by book and not yet stamped by send.
 type booking struct {
@@ -195,16 +199,17 @@ func newPacer(kind chatapi.Kind, q chatapi.Quota, cfg Pacing, rooms *roomWindows
 	return p
 }
 
-// seed counts call c, made before the run, in the windows. Seeds come
+// seed counts call c, made before the run, in the call and message
+// windows (its rooms are the room windows' to count). Seeds come
 // before any booking; the logs are kept in time order.
 func (p *pacer) seed(c Call) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.lastID++
-	p.calls.insert(stamp{at: c.At, n: 1, id: p.lastID})
+	id := bookingIDs.Add(1)
+	p.calls.insert(stamp{at: c.At, n: 1, id: id})
 	spacing := p.spacing(p.calls, 1)
 	if p.messages.limit > 0 {
-		p.messages.insert(stamp{at: c.At, n: c.Messages, id: p.lastID})
+		p.messages.insert(stamp{at: c.At, n: c.Messages, id: id})
 		spacing = max(spacing, p.spacing(p.messages, c.Messages))
 	}
 	p.next = later(p.next, c.At.Add(spacing))
@@ -292,8 +297,7 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 		}
 		t = at
 	}
-	p.lastID++
-	b := booking{id: p.lastID, at: t, n: n}
+	b := booking{id: bookingIDs.Add(1), at: t, n: n}
 	p.calls.trim(t)
 	p.calls.insert(stamp{at: t, n: 1, id: b.id})
 	spacing := p.spacing(p.calls, 1)
