@@ -211,7 +211,9 @@ func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMet
 				case now := <-tick.C:
 					st := stats()
 					ks := st.Kinds[pc.kind]
-					n := ks.Responses[403] + ks.Responses[429] + ks.Responses[503] - int(other.refused.Load())
+					// the other's calls not yet answered may be refusals
+					// the server counted already
+					n := ks.Responses[403] + ks.Responses[429] + ks.Responses[503] - int(other.refused.Load()) - int(other.flying.Load())
 					if n > seen {
 						refusing.Lock()
 						if refusing.first.IsZero() {
@@ -283,6 +285,7 @@ type otherSender struct {
 	cancel                    context.CancelFunc
 	done                      chan struct{}
 	calls, delivered, refused atomic.Int64
+	flying                    atomic.Int64 // calls sent and not yet answered
 }
 
 func startOtherSender(b *testing.B, url, kind string, pc pacingCase, rate float64) *otherSender {
@@ -317,6 +320,8 @@ func startOtherSender(b *testing.B, url, kind string, pc pacingCase, rate float6
 			go func() {
 				defer wg.Done()
 				o.calls.Add(1)
+				o.flying.Add(1)
+				defer o.flying.Add(-1)
 				if res, err := client.Send(context.WithoutCancel(ctx), batch); err == nil {
 					o.delivered.Add(int64(len(res.IDs)))
 				} else if chatapi.Refused(err) {

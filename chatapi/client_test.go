@@ -255,22 +255,26 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 
 func TestRefusedIsAQuotaRefusalOnly(t *testing.T) {
 	tests := []struct {
-		err  error
-		want bool
+		err         error
+		want, calls bool
 	}{
-		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}, true},
-		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusForbidden}, true},
-		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusServiceUnavailable}, true},
-		{fmt.Errorf("wrapped: %w", &chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}), true},
-		{&chatapi.Error{Outcome: chatapi.Ambiguous, Status: http.StatusServiceUnavailable}, false},
-		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusInternalServerError}, false},
-		{&chatapi.Error{Outcome: chatapi.Permanent, Status: http.StatusBadRequest}, false},
-		{errors.New("no status"), false},
-		{nil, false},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}, true, true},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusForbidden}, true, false},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusServiceUnavailable}, true, false},
+		{fmt.Errorf("wrapped: %w", &chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusTooManyRequests}), true, true},
+		{&chatapi.Error{Outcome: chatapi.Ambiguous, Status: http.StatusServiceUnavailable}, false, false},
+		{&chatapi.Error{Outcome: chatapi.Ambiguous, Status: http.StatusTooManyRequests}, false, false},
+		{&chatapi.Error{Outcome: chatapi.NotDelivered, Status: http.StatusInternalServerError}, false, false},
+		{&chatapi.Error{Outcome: chatapi.Permanent, Status: http.StatusBadRequest}, false, false},
+		{errors.New("no status"), false, false},
+		{nil, false, false},
 	}
 	for _, tt := range tests {
 		if got := chatapi.Refused(tt.err); got != tt.want {
 			t.Errorf("Refused(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+		if got := chatapi.RefusedCalls(tt.err); got != tt.calls {
+			t.Errorf("RefusedCalls(%v) = %v, want %v", tt.err, got, tt.calls)
 		}
 	}
 }

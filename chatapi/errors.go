@@ -105,6 +105,13 @@ func Refused(err error) bool {
 	return false
 }
 
+// RefusedCalls reports whether err is the server refusing a call for its
+// call quota (429, nothing delivered), not its message quota.
+func RefusedCalls(err error) bool {
+	var e *Error
+	return Refused(err) && errors.As(err, &e) && e.Status == http.StatusTooManyRequests
+}
+
 // ErrRedirect is the error of a call answered with a redirect (3xx). No
 // redirect is followed, so the message or the credentials never go to
 // another URL; the error names the Location.

@@ -26,20 +26,19 @@ import (
 //
 //  1. widen the margin by the spread of round-trip times: the server
 //     counted calls the pacer had apart in one window;
-//  2. cut the pace to what the server took of this job since the refusals
-//     began (a full sliding window takes in what leaves it: the rest of
-//     the quota), under it by the share refused: another job is using the
-//     app's quota. When the refusals fell, surely, but go on, the other
-//     job's calls get through now that this one makes room: cut again;
+//  2. cut the pace to what is left of the quota: another job is using
+//     the app's quota (see tally.rest). When the refusals fell, surely,
+//     but go on, the other job's calls get through now that this one
+//     makes room: cut again from there;
 //  3. neither worked: the refusals do not depend on the pace (a server
 //     refusing a share of calls at random). Undo the cut and take that
 //     share as noise, acted on only when refusals rise well above it.
 //
-// A kept cut stays on probation for Memory: if the calls since show the
-// share refused did not fall after all, it is undone as in 3. Meanwhile
-// the pace climbs back, halfway each epoch, to just under what the server
-// took; after Memory without a refusal, on towards the quota by a
-// twentieth an epoch.
+// A kept cut holds for Memory, on probation: if the calls since show the
+// share refused did not fall after all, it is undone as in 3. It does not
+// probe upwards meanwhile, since each probe is a refusal for both jobs;
+// after Memory without a refusal, the pace climbs back towards the quota
+// by a twentieth an epoch.
 type governor struct {
 	cfg      Pacing
 	quota    chatapi.Quota
@@ -49,7 +48,6 @@ type governor struct {
 	learned   time.Duration // margin from lateness
 	widened   time.Duration // margin added after refusals it cured
 	factor    float64       // pace in force, a fraction of the quota
-	ceiling   float64       // how far the pace climbs back after a cut, for Memory
 	noise     float64       // share of calls refused whatever the pace
 
 	epoch  tally     // calls stamped since the epoch began
@@ -75,6 +73,7 @@ type governor struct {
 type tally struct {
 	calls, refused int
 	took, tookMsgs int
+	refusedMsgs    int
 	first, last    time.Time
 }
 
@@ -82,6 +81,7 @@ func (t *tally) add(sent time.Time, n int, refused bool) {
 	t.calls++
 	if refused {
 		t.refused++
+		t.refusedMsgs += n
 	} else {
 		t.took++
 		t.tookMsgs += n
@@ -106,6 +106,30 @@ func (t tally) pace(q chatapi.Quota) (float64, bool) {
 	return f, true
 }
 
+// rest is the share of q left to this job by another on the same app,
+// judged from the calls of t, made at pace f of which a share r was
+// refused, while the server was full: what this job and the other took
+// add up to the quota. The other job was refused too, as often as this
+// one, so it asks for what it took over 1-r; the rest is what it does not
+// ask for. This is the least the rest may be: what the server took of this
+// job is the most, were the other never refused. The governor takes the
+// least, because above the rest it may crowd the other job out and see
+// few refusals of its own, for a long time, while the other sees many.
+// Too few calls to measure a pace: f(1-r).
+func (t tally) rest(q chatapi.Quota, f, r float64) float64 {
+	took, ok := t.pace(q)
+	if !ok {
+		return f * (1 - r)
+	}
+	if q.Messages.N > 0 && t.tookMsgs+t.refusedMsgs > 0 {
+		r = float64(t.refusedMsgs) / float64(t.tookMsgs+t.refusedMsgs)
+	}
+	if r >= 1 {
+		return 0
+	}
+	return max(0, 1-(1-min(1, took))/(1-r))
+}
+
 // share is the share refused, counting at least n calls.
 func (t tally) share(n int) float64 { return float64(t.refused) / float64(max(t.calls, n, 1)) }
 
@@ -120,14 +144,14 @@ const (
 const (
 	minCalls = 20   // calls an epoch needs before its share is judged
 	minTest  = 20   // calls a trial needs before it is decided, and a pace is measured over
-	backoff  = 0.03 // how far under the accepted pace a cut goes
+	yield    = 0.05 // how far under the rest of the quota a cut goes: room for the other job's bursts
 	climb    = 0.05 // how much of the quota a quiet epoch gives back
 	decisive = 2.94 // |llr| that decides a trial: odds of 19 to 1
 )
 
 func newGovernor(cfg Pacing, q chatapi.Quota) governor {
 	longest := max(q.Calls.Window, q.Messages.Window)
-	return governor{cfg: cfg, quota: q, epochLen: min(longest, 5*time.Second) + cfg.MaxMargin, factor: 1, ceiling: 1,
+	return governor{cfg: cfg, quota: q, epochLen: min(longest, 5*time.Second) + cfg.MaxMargin, factor: 1,
 		late: samples{size: 128}, rtt: samples{size: 128}}
 }
 
@@ -137,8 +161,9 @@ func (g *governor) margin() time.Duration {
 }
 
 // answered takes the outcome of a call of n messages stamped at sent, and
-// reports whether the margin changed.
-func (g *governor) answered(sent, wrote, now time.Time, n int, refused bool) bool {
+// reports whether the margin changed. A call that is no evidence about the
+// pace tells only its times.
+func (g *governor) answered(sent, wrote, now time.Time, n int, refused, noEvidence bool) bool {
 	before := g.margin()
 	if !wrote.IsZero() && !wrote.Before(sent) {
 		g.late.add(wrote.Sub(sent))
@@ -150,7 +175,7 @@ func (g *governor) answered(sent, wrote, now time.Time, n int, refused bool) boo
 	if g.since.IsZero() {
 		g.since = sent
 	}
-	if sent.Before(g.since) {
+	if sent.Before(g.since) || noEvidence {
 		// sent before the last move: no evidence about it
 		return g.margin() != before
 	}
@@ -253,15 +278,8 @@ func (g *governor) judge(now time.Time) {
 	if !g.cutAt.IsZero() && now.Sub(g.cutAt) >= g.cfg.Memory {
 		g.cutAt = time.Time{} // off probation
 	}
-	switch {
-	case g.cutAt.IsZero():
-		g.ceiling = 1
+	if g.cutAt.IsZero() {
 		g.factor = min(1, g.factor+climb)
-	case g.factor < g.ceiling:
-		// a cut goes deep to stop the refusals at once; the pace then
-		// climbs back, halfway each epoch, to just under what the server
-		// took, and a refusal on the way lowers that
-		g.factor = min(g.ceiling, g.factor+max(0.01, (g.ceiling-g.factor)/2))
 	}
 	g.restart(now)
 }
@@ -270,7 +288,9 @@ func (g *governor) judge(now time.Time) {
 // calls of t.
 func (g *governor) act(now time.Time, r float64, t tally) {
 	g.before, g.beforeTally, g.test, g.llr = r, t, tally{}, 0
-	if !g.triedWiden && g.margin() < g.cfg.MaxMargin {
+	if !g.triedWiden && g.margin() < g.cfg.MaxMargin && g.cutAt.IsZero() {
+		// (with a cut in force, another job is about: refusals are
+		// its, and a cut answers them)
 		g.triedWiden = true
 		g.trial, g.undoWiden = widen, g.widened
 		step := max(10*time.Millisecond, g.rtt.quantile(0.95)-g.rtt.quantile(0.05))
@@ -280,14 +300,13 @@ func (g *governor) act(now time.Time, r float64, t tally) {
 			g.undoFactor = g.factor // a cut on a kept cut undoes to before both
 		}
 		g.trial = cut
-		took, ok := t.pace(g.quota)
-		if !ok {
-			took = g.factor * (1 - r)
+		if g.cutAt.IsZero() {
+			g.factor = max(g.cfg.Floor, min(g.factor, t.rest(g.quota, g.factor, r))*(1-yield))
+		} else {
+			// refusals on a kept cut, few and late: the server is not
+			// full, and the rest is a step below the pace
+			g.factor = max(g.cfg.Floor, g.factor*(1-max(r, yield)))
 		}
-		// Under by the share refused: while this job overran, the other
-		// job's calls were refused too, and it took less than it asks.
-		g.ceiling = min(g.ceiling, max(g.cfg.Floor, min(g.factor, took)*(1-backoff)))
-		g.factor = max(g.cfg.Floor, min(g.factor, took)*min(1-r, 1-backoff))
 		g.cutAt = now
 	}
 	g.restart(now)

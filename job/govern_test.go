@@ -17,12 +17,18 @@ type simServer struct {
 	span   time.Duration
 	events []time.Time // one per message admitted, in arrival order
 	noise  float64     // share of calls refused at random, not counted
-	rnd    *rand.Rand
+	// noiseCalls has the random refusals name the call quota (429), not
+	// the message quota (403)
+	noiseCalls bool
+	rnd        *rand.Rand
+	forCalls   bool // the last refusal named the call quota
 }
 
 // arrive admits or refuses a call of n messages at t.
 func (s *simServer) arrive(t time.Time, n int) bool {
+	s.forCalls = false
 	if s.noise > 0 && s.rnd.Float64() < s.noise {
+		s.forCalls = s.noiseCalls
 		return false
 	}
 	i := 0
@@ -47,21 +53,23 @@ type simCall struct {
 	back         time.Duration
 	n            int
 	refused      bool
+	forCalls     bool
 	answered     time.Time
 }
 
 // simulate books calls of batch messages on p back to back for d, sends
 // each at its booked time to s, where it arrives after up and is answered
 // back after down, and lets other take its share of the quota as an even
-// sender. It returns the arrival times and sizes of p's admitted calls,
-// and the times of p's refusals.
+// sender of calls of batch messages. It returns the arrival times and
+// sizes of p's admitted calls, and the times of p's refusals.
 func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch int, other float64, up, down func() time.Duration) (admitted []time.Time, sizes []int, refusals []time.Time) {
 	var flying, back []simCall
 	var otherNext time.Time
 	if other > 0 {
 		otherNext = start
 	}
-	otherGap := time.Duration(float64(s.span) / (other * float64(s.limit)))
+	// the other sender is a job like this one: calls of batch messages
+	otherGap := time.Duration(float64(batch) * float64(s.span) / (other * float64(s.limit)))
 	// until runs the server and the answers up to now, in time order.
 	until := func(now time.Time) {
 		slices.SortFunc(flying, func(a, b simCall) int { return a.arrive.Compare(b.arrive) })
@@ -69,10 +77,11 @@ func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch in
 			c := flying[0]
 			flying = flying[1:]
 			for !otherNext.IsZero() && otherNext.Before(c.arrive) {
-				s.arrive(otherNext, 1)
+				s.arrive(otherNext, batch)
 				otherNext = otherNext.Add(otherGap)
 			}
 			c.refused = !s.arrive(c.arrive, c.n)
+			c.forCalls = s.forCalls
 			if c.refused {
 				refusals = append(refusals, c.arrive)
 			} else {
@@ -85,7 +94,7 @@ func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch in
 		for len(back) > 0 && !back[0].answered.After(now) {
 			c := back[0]
 			back = back[1:]
-			p.answered(c.b, c.sent, c.sent, c.answered, c.refused)
+			p.answered(c.b, c.sent, c.sent, c.answered, c.refused, c.forCalls)
 		}
 	}
 	now := start
@@ -130,33 +139,45 @@ var simStart = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
 func steady(d time.Duration) func() time.Duration { return func() time.Duration { return d } }
 
-// TestGovernorYieldsToAnotherSender runs next to another job taking 30 % of
-// the quota: the pace settles just under the rest, and the refusals stop
-// within 10 s.
+// TestGovernorYieldsToAnotherSender runs next to another job like this one
+// taking 30 % of the quota, for 20 seeds of calls arriving 0 to 5 ms after
+// they leave and answered 5 to 60 ms later: the pace settles under the
+// rest, and the refusals stop within 10 s.
 func TestGovernorYieldsToAnotherSender(t *testing.T) {
-	p, s, q := simPacer()
-	admitted, sizes, refusals := simulate(p, s, simStart, 60*time.Second, 10, 0.3, steady(time.Millisecond), steady(20*time.Millisecond))
-	if len(refusals) == 0 {
-		t.Fatal("no refusals: the other sender took nothing")
+	var shares []float64
+	for seed := range uint64(20) {
+		p, s, q := simPacer()
+		rnd := rand.New(rand.NewPCG(seed, 9))
+		down := func() time.Duration {
+			return 5*time.Millisecond + time.Duration(rnd.Int64N(int64(55*time.Millisecond)))
+		}
+		up := func() time.Duration { return time.Duration(rnd.Int64N(int64(5 * time.Millisecond))) }
+		admitted, sizes, refusals := simulate(p, s, simStart, 40*time.Second, 10, 0.3, up, down)
+		if len(refusals) == 0 {
+			t.Fatalf("seed %d: no refusals: the other sender took nothing", seed)
+		}
+		if last := refusals[len(refusals)-1].Sub(refusals[0]); last > 10*time.Second {
+			t.Errorf("seed %d: refused until %v after the first refusal (%d refusals), want within 10 s", seed, last, len(refusals))
+		}
+		share := shareOf(admitted, sizes, simStart, 0.7*q.Messages.PerSecond())
+		if share < 0.9 {
+			t.Errorf("seed %d: %.3f of the rest of the quota, want at least 0.9 (pace %.3f)", seed, share, p.gov.factor)
+		}
+		shares = append(shares, share)
 	}
-	if last := refusals[len(refusals)-1].Sub(refusals[0]); last > 10*time.Second {
-		t.Errorf("refused until %v after the first refusal (%d refusals), want within 10 s", last, len(refusals))
-	}
-	share := shareOf(admitted, sizes, simStart.Add(15*time.Second), 0.7*q.Messages.PerSecond())
-	if share < 0.9 {
-		t.Errorf("after settling: %.3f of the rest of the quota, want at least 0.9", share)
-	}
-	t.Logf("%d refusals over %v; %.3f of the rest; pace %.3f", len(refusals), refusals[len(refusals)-1].Sub(refusals[0]), share, p.gov.factor)
+	slices.Sort(shares)
+	t.Logf("%.3f of the rest at worst, %.3f at the median", shares[0], shares[len(shares)/2])
 }
 
 // TestGovernorIgnoresRandomRefusals faces a server that refuses a fifth of
 // the calls at random, whatever the pace, and does not count them: the pace
-// must not collapse, and the turns of refused calls are taken again.
+// must not collapse, and the turns of refused calls are taken again. Half
+// the seeds name the call quota in the refusals, half the message quota.
 func TestGovernorIgnoresRandomRefusals(t *testing.T) {
 	var shares []float64
 	for seed := range uint64(20) {
 		p, s, q := simPacer()
-		s.noise, s.rnd = 0.2, rand.New(rand.NewPCG(seed, 7))
+		s.noise, s.noiseCalls, s.rnd = 0.2, seed%2 == 0, rand.New(rand.NewPCG(seed, 7))
 		admitted, sizes, _ := simulate(p, s, simStart, 60*time.Second, 10, 0, steady(time.Millisecond), steady(20*time.Millisecond))
 		share := shareOf(admitted, sizes, simStart, q.Messages.PerSecond())
 		if share < 0.75 {

@@ -554,7 +554,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	if ns := wrote.Load(); ns != 0 {
 		wroteAt = time.Unix(0, ns)
 	}
-	e.pacer.answered(bk, sent, wroteAt, rec.Time, chatapi.Refused(err))
+	e.pacer.answered(bk, sent, wroteAt, rec.Time, chatapi.Refused(err), chatapi.RefusedCalls(err))
 	if err == nil {
 		return r.delivered(rec, res)
 	}

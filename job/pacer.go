@@ -225,21 +225,35 @@ func (p *pacer) scale(n int) int {
 
 // answered tells the pacer what came of call b it stamped at sent: when
 // its request was written (zero if unknown), when its answer came, and
-// whether the server refused it for quota. The pacer learns its margin and
-// its pace from these.
+// whether the server refused it for quota, and for the call quota. The
+// pacer learns its margin and its pace from these.
+//
+// A refusal for the call quota while this job uses under 4/5 of it, where
+// messages are the quota that binds (users, groups, rooms), is none of this
+// job's doing, and no cut of its pace would make room: it is not evidence
+// for the governor, and gives its stamps and turn back as noise does.
 //
 // A call refused while the governor holds refusals for noise delivered
 // nothing and took nothing from the quota: its messages leave the message
-// and room windows, and the next call may take its turn. The call itself
-// stays counted, as a server may count it. Refusals that may be the
-// quota's keep what they took: the pace is cut instead.
-func (p *pacer) answered(b booking, sent, wrote, now time.Time, refused bool) {
+// and room windows, and the next call may take its turn. Where messages
+// are counted, the call itself stays counted, as a server may count it;
+// where only calls are (the legacy API), it leaves the call window too:
+// were the server to count it, the refusals would rise above the noise,
+// and the governor would cut the pace. Refusals that may be the quota's
+// keep what they took: the pace is cut instead.
+func (p *pacer) answered(b booking, sent, wrote, now time.Time, refused, forCalls bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.gov.answered(sent, wrote, now, b.n, refused) {
+	notOurs := refused && forCalls && p.messages.limit > 0 && 5*p.calls.used(now) < 4*p.calls.limit
+	if p.gov.answered(sent, wrote, now, b.n, refused, notOurs) {
 		p.setMargin(p.gov.margin())
 	}
-	if !refused || p.messages.limit == 0 || !p.gov.noisy() {
+	if !refused || !notOurs && !p.gov.noisy() {
+		return
+	}
+	if p.messages.limit == 0 {
+		p.calls.remove(b.id)
+		p.next = later(now, p.next.Add(-p.spacing(p.calls, 1)))
 		return
 	}
 	p.messages.remove(b.id)
