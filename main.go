@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -347,6 +348,7 @@ func runCommand() *cli.Command {
 					StallTimeout: c.Duration("stall-timeout"),
 				},
 				ResendUncertain: c.Bool("resend-uncertain"),
+				SpoolDir:        filepath.Dir(store.Path()),
 				Started: func(p *planner.Plan) {
 					stopWatch = report.Watch(progressOut, mode, progress, p.Total.Pending, 10*time.Second)
 				},

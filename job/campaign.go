@@ -27,6 +27,9 @@ type Store interface {
 type CampaignConfig struct {
 	Config
 	ResendUncertain bool // send again deliveries the ledger holds as uncertain
+	// SpoolDir is the folder the run keeps its plan in while it sends
+	// (beside the ledger, say); "": the system's temporary folder.
+	SpoolDir string
 	// Started, if set, is called with the plan of what is left to send
 	// (its Pending counts) once the ledger is read and before any call.
 	Started func(*planner.Plan)
@@ -188,6 +191,13 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	}
 	res := &Result{}
 	planned := map[string]int64{}
+	// One read of the files validates the campaign and spools what is to
+	// be sent: the run sends exactly that, whatever the files hold later.
+	spool, err := planner.NewSpool(cfg.SpoolDir)
+	if err != nil {
+		return nil, err
+	}
+	defer spool.Close()
 	plan, err := camp.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
 		planned[cfg.campaignOf(m)]++
 		st, err := state(m, to)
@@ -205,7 +215,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 			others.check(m, to, cfg.campaignOf(m))
 		}
 		return send, nil
-	})
+	}, spool)
 	if err != nil {
 		return nil, err
 	}
@@ -246,13 +256,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		cfg.Started(plan)
 	}
 	src := func(ctx context.Context, kinds []chatapi.Kind, emit func(planner.Batch) error) error {
-		return camp.Batches(ctx, func(m *planner.Message, to string) (bool, error) {
-			if !slices.Contains(kinds, m.Kind) {
-				return false, nil
-			}
-			st, err := state(m, to)
-			return toSend(st), err
-		}, emit)
+		return spool.Batches(ctx, kinds, emit)
 	}
 	start := time.Now()
 	res.Progress, err = Run(ctx, cfg.Config, src, sender, store)

@@ -351,3 +351,66 @@ func TestRunStartsWithTheRoomMessagesJustPosted(t *testing.T) {
 		t.Errorf("first call %v after a full second of messages into the room, want at least 1 s", waited)
 	}
 }
+
+// appendOnFirstSend appends rows to a campaign file as the first call of
+// a run leaves: a file changed while the run sends.
+type appendOnFirstSend struct {
+	job.Sender
+	path, rows string
+	once       sync.Once
+	err        error
+}
+
+func (a *appendOnFirstSend) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) {
+	a.once.Do(func() {
+		f, err := os.OpenFile(a.path, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString(a.rows)
+			err = errors.Join(err, f.Close())
+		}
+		a.err = err
+	})
+	return a.Sender.Send(ctx, b)
+}
+
+func TestRunSendsOnlyWhatItValidated(t *testing.T) {
+	// Large enough that a second read of the file, were there one, would
+	// still be reading when the first call leaves.
+	var rows strings.Builder
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&rows, `{"kind":"groups","to":"g%05d","msg":"hello from the campaign"}`+"\n", i)
+	}
+	dir := t.TempDir()
+	f := newFixtureIn(t, dir, rows.String(), emulator.Config{QuotaScale: 50}, "t")
+	path := filepath.Join(dir, "c.jsonl")
+	appended := `{"kind":"groups","to":"late","msg":"hello from the campaign"}` + "\n" + `{"kind":"groups","msg":"no recipient"}` + "\n"
+	sender := &appendOnFirstSend{Sender: f.client, path: path, rows: appended}
+	res, err := f.run(t, job.CampaignConfig{}, sender)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if sender.err != nil {
+		t.Fatal(sender.err)
+	}
+	if sent, _, _ := res.Progress.Done(); sent != n {
+		t.Errorf("sent %d, want the %d validated", sent, n)
+	}
+	if got := f.srv.Delivered("groups", "", "late"); got != 0 {
+		t.Errorf("the row appended mid-run was delivered %d times, want 0", got)
+	}
+
+	// The next run reads the file as it is now, and refuses it.
+	before := f.srv.Stats().Calls
+	_, err = f.run(t, job.CampaignConfig{}, nil)
+	var invalid *planner.InvalidError
+	if !errors.As(err, &invalid) {
+		t.Fatalf("rerun: %v, want an invalid campaign", err)
+	}
+	if want := fmt.Sprintf("%s:%d", path, n+2); !strings.Contains(err.Error(), want) {
+		t.Errorf("rerun: %v, want the bad row named %s", err, want)
+	}
+	if calls := f.srv.Stats().Calls; calls != before {
+		t.Errorf("rerun of an invalid campaign made %d calls", calls-before)
+	}
+}

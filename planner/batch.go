@@ -22,59 +22,102 @@ func (b Batch) API() chatapi.Batch {
 // PendingFunc tells whether a delivery still has to be sent; nil means all.
 type PendingFunc func(m *Message, to string) (bool, error)
 
-// Batches reads the campaign again and hands emit its batches: rows with
-// the same message grouped, a recipient listed twice for a message kept
-// once, each batch filled up to its endpoint's cap, deliveries that pending
-// rejects left out. A batch is emitted as soon as it is full; the partial
-// ones follow at the end in the order their messages first appeared, so
-// the same input always gives the same batches. Call it after Plan found the
-// campaign valid.
-func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(Batch) error) error {
+// reading is what one read of a campaign found: its distinct messages,
+// the messages into each room (rooms kind), and the deliveries read.
+type reading struct {
+	groups map[Key]*group
+	rooms  map[string]int64
+	rows   int64
+}
+
+// read reads and validates the campaign once, counting its deliveries by
+// message and, with a spool, batching those pending accepts into it: rows
+// with the same message grouped, a recipient listed twice for a message
+// kept once, each batch filled up to its endpoint's cap. A batch is
+// spooled as soon as it is full; the partial ones follow at the end in the
+// order their messages first appeared, so the same input always gives the
+// same batches.
+func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) (*reading, error) {
+	r := &reading{groups: map[Key]*group{}, rooms: map[string]int64{}}
 	type open struct {
-		msg   *Message
 		order int
 		to    []string
 	}
-	opened := map[Key]*open{}
+	var opened map[Key]*open
+	if spool != nil {
+		opened = map[Key]*open{}
+	}
 	set := newDeliverySet()
 	err := c.scan(ctx, func(m *Message, to string) error {
-		// pending first: deliveries it leaves out never enter the set
+		r.rows++
+		key := m.Key()
+		g := r.groups[key]
+		if g == nil {
+			g = &group{msg: m}
+			r.groups[key] = g
+		}
+		if !set.add(m, to) {
+			g.dups++
+			return nil
+		}
+		g.n++
 		if pending != nil {
 			ok, err := pending(m, to)
 			if err != nil || !ok {
 				return err
 			}
 		}
-		if !set.add(m, to) {
+		g.todo++
+		if m.Kind == chatapi.Rooms {
+			r.rooms[to]++
+		}
+		if spool == nil {
 			return nil
 		}
-		b := opened[m.Key()]
+		b := opened[key]
 		if b == nil {
-			b = &open{msg: m, order: len(opened)}
-			opened[m.Key()] = b
+			b = &open{order: len(opened)}
+			opened[key] = b
 		}
 		b.to = append(b.to, to)
 		if len(b.to) == m.Kind.MaxPerCall() {
 			full := b.to
-			b.to = nil
-			return emit(Batch{Message: m, To: full})
+			b.to = b.to[:0]
+			return spool.add(Batch{Message: m, To: full})
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if spool == nil {
+		return r, nil
 	}
 	rest := make([]Key, 0, len(opened))
-	for d, b := range opened {
+	for k, b := range opened {
 		if len(b.to) > 0 {
-			rest = append(rest, d)
+			rest = append(rest, k)
 		}
 	}
 	slices.SortFunc(rest, func(a, b Key) int { return opened[a].order - opened[b].order })
-	for _, d := range rest {
-		if err := emit(Batch{Message: opened[d].msg, To: opened[d].to}); err != nil {
-			return err
+	for _, k := range rest {
+		if err := spool.add(Batch{Message: r.groups[k].msg, To: opened[k].to}); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return r, spool.finish()
+}
+
+// Batches reads the campaign and hands emit its batches as a run sends
+// them (see read), deliveries that pending rejects left out.
+func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(Batch) error) error {
+	spool, err := NewSpool("")
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	if _, err := c.read(ctx, pending, spool); err != nil {
+		return err
+	}
+	return spool.Batches(ctx, nil, emit)
 }

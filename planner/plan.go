@@ -79,46 +79,21 @@ type group struct {
 // Plan reads and validates the whole campaign and returns its plan. Any
 // problem makes it return an *InvalidError listing them.
 func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
-	return c.PlanPending(ctx, q, nil)
+	return c.PlanPending(ctx, q, nil, nil)
 }
 
 // PlanPending is Plan for a campaign partly sent: batches, calls and the
 // duration count only the deliveries pending accepts, and Pending says how
-// many those are.
-func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc) (*Plan, error) {
-	groups := map[Key]*group{}
-	rooms := map[string]int64{} // messages into each room, by rooms kind
-	set := newDeliverySet()
-	var rows int64
-	err := c.scan(ctx, func(m *Message, to string) error {
-		rows++
-		g := groups[m.Key()]
-		if g == nil {
-			g = &group{msg: m}
-			groups[m.Key()] = g
-		}
-		if !set.add(m, to) {
-			g.dups++
-			return nil
-		}
-		g.n++
-		if pending != nil {
-			ok, err := pending(m, to)
-			if err != nil || !ok {
-				return err
-			}
-		}
-		g.todo++
-		if m.Kind == chatapi.Rooms {
-			rooms[to]++
-		}
-		return nil
-	})
+// many those are. With a spool, it also batches those deliveries into it,
+// in the same read: a run sends from the spool, never from a second read
+// of the files. The spool is complete only if PlanPending returns no
+// error.
+func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc, spool *Spool) (*Plan, error) {
+	r, err := c.read(ctx, pending, spool)
 	if err != nil {
 		return nil, err
 	}
-	set = nil
-
+	groups, rooms, rows := r.groups, r.rooms, r.rows
 	byKind := map[chatapi.Kind]*KindPlan{}
 	loads := map[string]*load{} // by endpoint path
 	for _, g := range groups {

@@ -515,7 +515,7 @@ func TestPlanPending(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := c.PlanPending(context.Background(), defaultQuotas(t), tt.pending)
+			p, err := c.PlanPending(context.Background(), defaultQuotas(t), tt.pending, nil)
 			if err != nil {
 				t.Fatalf("PlanPending: %v", err)
 			}
@@ -536,7 +536,7 @@ func TestPlanPending(t *testing.T) {
 			t.Fatal(err)
 		}
 		errLedger := errors.New("ledger closed")
-		_, err = c.PlanPending(context.Background(), defaultQuotas(t), func(*Message, string) (bool, error) { return false, errLedger })
+		_, err = c.PlanPending(context.Background(), defaultQuotas(t), func(*Message, string) (bool, error) { return false, errLedger }, nil)
 		if !errors.Is(err, errLedger) {
 			t.Errorf("got error %v, want %v", err, errLedger)
 		}
