@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -44,6 +45,14 @@ func binary(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv(bareLoopEnv); path != "" {
+		// started by BenchmarkPlanLarge to be the bare loop
+		if err := bareLoop(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if builtBin != "" {
 		os.RemoveAll(filepath.Dir(builtBin))

@@ -47,8 +47,10 @@ func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) 
 	if spool != nil {
 		opened = map[Key]*open{}
 	}
-	set := newDeliverySet()
-	err := c.scan(ctx, func(m *Message, to string) error {
+	set := newDeliverySet(func() int { return c.expect(int(r.rows)) })
+	// add counts one delivery, new says whether it is the first of its
+	// message and recipient.
+	add := func(m *Message, to string, new bool) error {
 		r.rows++
 		key := m.Key()
 		g := r.groups[key]
@@ -56,7 +58,7 @@ func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) 
 			g = &group{msg: m}
 			r.groups[key] = g
 		}
-		if !set.add(m, to) {
+		if !new {
 			g.dups++
 			return nil
 		}
@@ -86,7 +88,31 @@ func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) 
 			return spool.add(Batch{Message: m, To: full})
 		}
 		return nil
+	}
+	// Deliveries are deduplicated a few hundred at a time: the lookups
+	// of a set far larger than the CPU's caches then overlap, instead of
+	// each waiting for memory in turn.
+	var batch []delivery
+	flush := func() error {
+		set.addAll(batch)
+		for _, d := range batch {
+			if err := add(d.m, d.to, d.new); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	err := c.scan(ctx, func(m *Message, to string) error {
+		batch = append(batch, delivery{m: m, to: to})
+		if len(batch) == 256 {
+			return flush()
+		}
+		return nil
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,8 @@ type Options struct {
 type Campaign struct {
 	opts     Options
 	defaults *fields
+	// the campaign files' bytes, and those read so far by scan
+	totalBytes, readBytes int64
 }
 
 // Open checks the options and reads the --message defaults. The campaign
@@ -128,7 +130,39 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 	}
 	cache := map[string]entry{}
 	var key []byte
+	// lookup validates the message of a row's fields, once for each
+	// distinct one (the cache is cleared past 65536 of them).
+	lookup := func(f *fields, dir string) entry {
+		merged := f.over(c.defaults)
+		key = append(append(key[:0], dir...), 0)
+		key = merged.appendKey(key)
+		e, ok := cache[string(key)]
+		if !ok {
+			if len(cache) >= 1<<16 {
+				clear(cache)
+			}
+			m, probs := compile(merged, dir, c.opts.ExtReserve)
+			if p := idProblem(strings.TrimSpace(merged.Scope.V)); p != "" {
+				m, probs = nil, append(probs, "scope "+p)
+			}
+			e = entry{msg: m, probs: probs}
+			cache[string(key)] = e
+		}
+		return e
+	}
+	var (
+		haveLast   bool
+		lastFields fields
+		lastDir    string
+		last       entry
+	)
 	rows := 0
+	c.totalBytes, c.readBytes = 0, 0
+	for _, file := range c.opts.Files {
+		if fi, err := os.Stat(file); err == nil {
+			c.totalBytes += fi.Size()
+		}
+	}
 	for _, file := range c.opts.Files {
 		dir := filepath.Dir(file)
 		if c.opts.FilesDir != "" {
@@ -137,25 +171,17 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 		bad := func(line int, format string, args ...any) { ps.add(file, line, format, args...) }
 		found := ps.count()
 		fileRows := 0
-		err := readFile(file, c.opts.Encoding, func(line int, f *fields, to []string) error {
+		err := readFile(file, c.opts.Encoding, &c.readBytes, func(line int, f *fields, to []string) error {
 			fileRows++
 			if rows++; rows%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			merged := f.over(c.defaults)
-			key = append(append(key[:0], dir...), 0)
-			key = merged.appendKey(key)
-			e, ok := cache[string(key)]
-			if !ok {
-				if len(cache) >= 1<<16 {
-					clear(cache)
-				}
-				m, probs := compile(merged, dir, c.opts.ExtReserve)
-				if p := idProblem(strings.TrimSpace(merged.Scope.V)); p != "" {
-					m, probs = nil, append(probs, "scope "+p)
-				}
-				e = entry{msg: m, probs: probs}
-				cache[string(key)] = e
+			var e entry
+			if haveLast && *f == lastFields && dir == lastDir {
+				e = last // the common case: a row like the one before
+			} else {
+				e = lookup(f, dir)
+				haveLast, lastFields, lastDir, last = true, *f, dir, e
 			}
 			for _, p := range e.probs {
 				ps.add(file, line, "%s", p)
@@ -200,17 +226,51 @@ type deliverySet struct {
 	seen *hashSet
 }
 
-func newDeliverySet() *deliverySet {
-	return &deliverySet{seed: maphash.MakeSeed(), seen: newHashSet()}
+// newDeliverySet makes an empty set; expect, if set, says how many
+// deliveries it will hold in the end (see hashSet).
+func newDeliverySet(expect func() int) *deliverySet {
+	seen := newHashSet(0)
+	seen.expect = expect
+	return &deliverySet{seed: maphash.MakeSeed(), seen: seen}
 }
 
-// add reports whether the delivery is new.
-func (s *deliverySet) add(m *Message, to string) bool {
+// delivery is one delivery read, and whether it is new to the set.
+type delivery struct {
+	m   *Message
+	to  string
+	new bool
+}
+
+// addAll adds each delivery of ds and sets its new.
+func (s *deliverySet) addAll(ds []delivery) {
+	var hs [256]uint64
+	for i := 0; i < len(ds); i += len(hs) {
+		part := ds[i:min(len(ds), i+len(hs))]
+		for j, d := range part {
+			hs[j] = s.hash(d.m, d.to)
+		}
+		for j := range part {
+			part[j].new = s.seen.add(hs[j])
+		}
+	}
+}
+
+func (s *deliverySet) hash(m *Message, to string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
 	h.WriteString(m.Campaign)
 	h.WriteByte(0)
 	h.Write(m.Digest[:16])
 	h.WriteString(to)
-	return s.seen.add(h.Sum64())
+	return h.Sum64()
+}
+
+// expect guesses how many deliveries a read of the campaign will have
+// found when it ends, from the n found so far and the share of the files'
+// bytes read.
+func (c *Campaign) expect(n int) int {
+	if c.readBytes <= 0 || c.totalBytes <= c.readBytes {
+		return n
+	}
+	return int(float64(n) * float64(c.totalBytes) / float64(c.readBytes))
 }

@@ -85,3 +85,49 @@ func checkRead(t *testing.T, read func(io.Reader, rowFunc, badFunc) error, data 
 		t.Fatalf("read: %v", err)
 	}
 }
+
+// FuzzReadCSVAgreesWithEncodingCSV checks that readCSV, with its own split
+// of plain lines, reads every input exactly as encoding/csv and gocsv do:
+// the same rows at the same lines, the same problems.
+func FuzzReadCSVAgreesWithEncodingCSV(f *testing.F) {
+	for _, s := range []string{
+		"to\nu1\nu2\n",
+		"to,msg\r\nu1,hi\r\nu2,\"a, b\"\r\nu3,x\n",
+		"\xef\xbb\xbfto,msg\nu1,hi\n\nu2\nu3,hi,extra\n",
+		"to\n\"u1\"\nu2\n",
+		"to,msg\nu1,a\rb\nu2,c\r",
+		"msg\nhi\n",
+		"to,to\nu1,u2\n",
+		"\nto\nu1\n",
+		"to\nu1\n\r\n\nu2",
+		"to,msg\nu1,\xff\nu2,ok\n",
+		"to,msg\nu1,x\"y\nu2,ok\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ref := readAll(t, data, readCSV), readAll(t, data, func(r io.Reader, fn rowFunc, bad badFunc) error {
+			return readCSVReference(r, fn, bad, 0)
+		})
+		if fast != ref {
+			t.Fatalf("input %q\nreadCSV:\n%s\nencoding/csv:\n%s", data, fast, ref)
+		}
+	})
+}
+
+// readAll reads data with read and returns what it saw, row by row and
+// problem by problem, in order.
+func readAll(t *testing.T, data []byte, read func(io.Reader, rowFunc, badFunc) error) string {
+	var b bytes.Buffer
+	fn := func(line int, f *fields, to []string) error {
+		fmt.Fprintf(&b, "row %d: %+v to %q\n", line, *f, to)
+		return nil
+	}
+	bad := func(line int, format string, args ...any) {
+		fmt.Fprintf(&b, "problem %d: %s\n", line, fmt.Sprintf(format, args...))
+	}
+	if err := read(bytes.NewReader(data), fn, bad); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return b.String()
+}

@@ -7,11 +7,18 @@ type hashSet struct {
 	slots []uint64 // 0 marks an empty slot; the hash 0 is stored as 1
 	n     int
 	mask  uint64
+	// expect, if set, says how many hashes the set will hold in the end,
+	// so that it grows there at once, not by doubling
+	expect func() int
 }
 
-func newHashSet() *hashSet {
-	const initial = 1 << 12
-	return &hashSet{slots: make([]uint64, initial), mask: initial - 1}
+// newHashSet makes a set with room for n hashes before it grows.
+func newHashSet(n int) *hashSet {
+	size := 1 << 12
+	for 3*size < 4*n {
+		size *= 2
+	}
+	return &hashSet{slots: make([]uint64, size), mask: uint64(size - 1)}
 }
 
 // add inserts h and reports whether it was new.
@@ -51,7 +58,13 @@ func (s *hashSet) has(h uint64) bool {
 
 func (s *hashSet) grow() {
 	old := s.slots
-	s.slots = make([]uint64, 2*len(old))
+	size := 2 * len(old)
+	if s.expect != nil {
+		for n := min(s.expect(), 16*s.n); 3*size < 4*n; {
+			size *= 2
+		}
+	}
+	s.slots = make([]uint64, size)
 	s.mask = uint64(len(s.slots) - 1)
 	for _, h := range old {
 		if h == 0 {

@@ -9,7 +9,7 @@ import (
 // several rounds of growth.
 func TestHashSet(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	s := newHashSet()
+	s := newHashSet(0)
 	want := map[uint64]bool{}
 	var added []uint64
 	for i := range 50_000 {
@@ -47,7 +47,7 @@ func TestHashSet(t *testing.T) {
 // TestHashSetZero checks that the hash 0, which marks an empty slot, can be
 // added.
 func TestHashSetZero(t *testing.T) {
-	s := newHashSet()
+	s := newHashSet(0)
 	if !s.add(0) || s.add(0) || !s.has(0) {
 		t.Error("add(0), add(0), has(0): want true, false, true")
 	}

@@ -83,14 +83,15 @@ const (
 // with single rows go to bad and reading goes on; an error that leaves the
 // rest of the file unreadable (malformed CSV quoting, a CSV record or JSON
 // line over maxLine bytes, an I/O error) goes to bad too and ends that file.
-// The error returned is fn's.
-func readFile(path, encoding string, fn rowFunc, bad badFunc) error {
-	f, err := os.Open(path)
+// The error returned is fn's. The bytes read are added to *read.
+func readFile(path, encoding string, read *int64, fn rowFunc, bad badFunc) error {
+	file, err := os.Open(path)
 	if err != nil {
 		bad(0, "%s", errText(err))
 		return nil
 	}
-	defer f.Close()
+	defer file.Close()
+	f := &countingReader{r: file, n: read}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
 		var r io.Reader = f
@@ -110,6 +111,18 @@ func readFile(path, encoding string, fn rowFunc, bad badFunc) error {
 	return nil
 }
 
+// countingReader adds the bytes it reads to *n.
+type countingReader struct {
+	r io.Reader
+	n *int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
 // skipBOM drops a UTF-8 byte-order mark.
 func skipBOM(r io.Reader) *bufio.Reader {
 	br := bufio.NewReaderSize(r, 256<<10)
@@ -119,10 +132,156 @@ func skipBOM(r io.Reader) *bufio.Reader {
 	return br
 }
 
-// readCSV streams the rows of a CSV file. No record is read past maxLine
+// readCSV streams the rows of a CSV file. Lines with no quote in them,
+// the common case, are split at their commas here, as encoding/csv splits
+// them, and much faster; from the first line with a quote on (or one longer
+// than the read buffer), encoding/csv reads the rest of the file, through
+// readCSVReference. The header is always gocsv's to map.
+func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
+	br := skipBOM(r)
+	first, err := br.ReadSlice('\n')
+	header := plainLine(first)
+	if header == nil || (err != nil && err != io.EOF) {
+		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, 0)
+	}
+	headers, ok := csvHeaders(header)
+	if !ok {
+		// the reference says what is wrong with it
+		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, 0)
+	}
+	header = bytes.Clone(header)
+	var row csvRow
+	cells := row.columns(headers)
+	to := make([]string, 1)
+	record := make([]string, 0, len(headers))
+	for line := 2; ; line++ {
+		raw, err := br.ReadSlice('\n')
+		if len(raw) == 0 && err == io.EOF {
+			return nil
+		}
+		plain := plainLine(raw)
+		if plain == nil || (err != nil && err != io.EOF) {
+			// encoding/csv reads on from this line, after the header
+			rest := io.MultiReader(bytes.NewReader(append(append(header, '\n'), raw...)), br)
+			return readCSVReference(rest, fn, bad, line-2)
+		}
+		if len(plain) == 0 {
+			continue // encoding/csv skips empty lines
+		}
+		text := string(plain)
+		record = record[:0]
+		for {
+			i := strings.IndexByte(text, ',')
+			if i < 0 {
+				record = append(record, text)
+				break
+			}
+			record = append(record, text[:i])
+			text = text[i+1:]
+		}
+		if len(record) != len(headers) {
+			bad(line, "wrong number of fields: the header has %d", len(headers))
+			continue
+		}
+		row = csvRow{}
+		for i, cell := range record {
+			if p := cells[i]; p != nil {
+				*p = cell
+			}
+		}
+		if err := row.emit(line, fn, bad, to, utf8.Valid(plain)); err != nil {
+			return err
+		}
+	}
+}
+
+// plainLine returns line without its line end ("\n", "\r\n", or a "\r"
+// that ends the file), or nil if it holds a quote: a line encoding/csv
+// reads as plain fields split at commas.
+func plainLine(line []byte) []byte {
+	if bytes.IndexByte(line, '"') >= 0 {
+		return nil
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if line == nil {
+		line = []byte{}
+	}
+	return line
+}
+
+// csvHeaders maps a header line through gocsv as readCSVReference does,
+// and reports whether it is a valid campaign header.
+func csvHeaders(line []byte) ([]string, bool) {
+	um, err := gocsv.NewUnmarshaller(csv.NewReader(bytes.NewReader(line)), csvRow{})
+	if err != nil {
+		return nil, false
+	}
+	ok := true
+	if err := um.RenormalizeHeaders(normalizeHeaders); err != nil {
+		return nil, false
+	}
+	checkHeaders(um.Headers, um.MismatchedHeaders, func(int, string, ...any) { ok = false })
+	return um.Headers, ok
+}
+
+func normalizeHeaders(h []string) []string {
+	out := make([]string, len(h))
+	for i, s := range h {
+		out[i] = strings.ToLower(strings.TrimSpace(s))
+	}
+	return out
+}
+
+// checkHeaders reports the problems of a header to bad, and whether it has
+// none.
+func checkHeaders(headers, unknown []string, bad badFunc) bool {
+	ok := true
+	for _, h := range unknown {
+		bad(1, "unknown column %q", h)
+		ok = false
+	}
+	seen := map[string]bool{}
+	for _, h := range headers {
+		if seen[h] {
+			bad(1, "column %q appears twice", h)
+			ok = false
+		}
+		seen[h] = true
+	}
+	switch {
+	case !seen["to"] && !seen["recipient"]:
+		bad(1, "no to column: every row needs a recipient")
+		ok = false
+	case seen["to"] && seen["recipient"]:
+		bad(1, "both to and recipient columns: keep one")
+		ok = false
+	}
+	return ok
+}
+
+// emit checks the row read at line and hands it to fn; valid says the
+// whole line is UTF-8 text, so its fields are.
+func (r *csvRow) emit(line int, fn rowFunc, bad badFunc, to []string, valid bool) error {
+	if !valid && !validUTF8(r) {
+		bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
+		return nil
+	}
+	f := r.fields()
+	to[0] = r.To
+	if r.To == "" {
+		to[0] = r.Recipient
+	}
+	return fn(line, &f, to)
+}
+
+// readCSVReference reads a CSV file with encoding/csv and gocsv alone: the
+// reference readCSV must agree with, and what reads the lines it leaves.
+// Its lines are shifted by shift, for input that starts with the header
+// and goes on at line shift+2 of the file. No record is read past maxLine
 // bytes: encoding/csv has no limit of its own, and an unclosed quote would
 // have it hold the rest of the file as one field.
-func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
+func readCSVReference(r io.Reader, fn rowFunc, bad badFunc, shift int) error {
 	lim := &capReader{r: r}
 	lim.from(0)
 	br := skipBOM(lim)
@@ -150,38 +309,11 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 		bad(csvLine(err, 1), "header: %s", csvError(err))
 		return nil
 	}
-	if err := um.RenormalizeHeaders(func(h []string) []string {
-		out := make([]string, len(h))
-		for i, s := range h {
-			out[i] = strings.ToLower(strings.TrimSpace(s))
-		}
-		return out
-	}); err != nil {
+	if err := um.RenormalizeHeaders(normalizeHeaders); err != nil {
 		bad(1, "header: %v", err)
 		return nil
 	}
-	headerOK := true
-	for _, h := range um.MismatchedHeaders {
-		bad(1, "unknown column %q", h)
-		headerOK = false
-	}
-	seen := map[string]bool{}
-	for _, h := range um.Headers {
-		if seen[h] {
-			bad(1, "column %q appears twice", h)
-			headerOK = false
-		}
-		seen[h] = true
-	}
-	switch {
-	case !seen["to"] && !seen["recipient"]:
-		bad(1, "no to column: every row needs a recipient")
-		headerOK = false
-	case seen["to"] && seen["recipient"]:
-		bad(1, "both to and recipient columns: keep one")
-		headerOK = false
-	}
-	if !headerOK {
+	if !checkHeaders(um.Headers, um.MismatchedHeaders, bad) {
 		return nil
 	}
 	// gocsv matched the header to csvRow's fields; the rows are read
@@ -192,15 +324,19 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 	to := make([]string, 1)
 	// the record before, and its line, for a problem with no record of its own
 	var prev []string
-	prevLine := 1
+	prevLine := 1 + shift
 	for {
 		start = cr.InputOffset()
 		lim.from(start + slack)
 		record, err := cr.Read()
+		if pe := (*csv.ParseError)(nil); shift != 0 && errors.As(err, &pe) {
+			pe.StartLine, pe.Line = pe.StartLine+shift, pe.Line+shift
+		}
 		if tooLong() {
 			line := csvStartLine(err, 0)
 			if err == nil {
 				line, _ = cr.FieldPos(0)
+				line += shift
 			} else if line == 0 {
 				line = lineAfter(prevLine, prev)
 			}
@@ -221,6 +357,7 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 			return nil
 		}
 		line, _ := cr.FieldPos(0)
+		line += shift
 		prev, prevLine = record, line
 		row = csvRow{}
 		for i, cell := range record {
@@ -228,16 +365,7 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 				*p = cell
 			}
 		}
-		if !validUTF8(&row) {
-			bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
-			continue
-		}
-		f := row.fields()
-		to[0] = row.To
-		if row.To == "" {
-			to[0] = row.Recipient
-		}
-		if err := fn(line, &f, to); err != nil {
+		if err := row.emit(line, fn, bad, to, false); err != nil {
 			return err
 		}
 	}
