@@ -114,7 +114,8 @@ func (t tally) pace(q chatapi.Quota) (float64, bool) {
 // ask for. This is the least the rest may be: what the server took of this
 // job is the most, were the other never refused. The governor takes the
 // least, because above the rest it may crowd the other job out and see
-// few refusals of its own, for a long time, while the other sees many.
+// few refusals of its own, for a long time, while the other sees many;
+// but never under what this job took less half the share refused.
 // Too few calls to measure a pace: f(1-r).
 func (t tally) rest(q chatapi.Quota, f, r float64) float64 {
 	took, ok := t.pace(q)
@@ -124,10 +125,15 @@ func (t tally) rest(q chatapi.Quota, f, r float64) float64 {
 	if q.Messages.N > 0 && t.tookMsgs+t.refusedMsgs > 0 {
 		r = float64(t.refusedMsgs) / float64(t.tookMsgs+t.refusedMsgs)
 	}
-	if r >= 1 {
-		return 0
+	took = min(1, took)
+	least := 0.0
+	if r < 1 {
+		least = max(0, 1-(1-took)/(1-r))
 	}
-	return max(0, 1-(1-min(1, took))/(1-r))
+	// When the refusals are many, the other job was surely not refused as
+	// often as this one (least goes to 0 as r nears a half): no less than
+	// what this job took, less half the share refused.
+	return max(least, took*(1-r/2))
 }
 
 // share is the share refused, counting at least n calls.

@@ -172,13 +172,18 @@ func TestGovernorYieldsToAnotherSender(t *testing.T) {
 // TestGovernorIgnoresRandomRefusals faces a server that refuses a fifth of
 // the calls at random, whatever the pace, and does not count them: the pace
 // must not collapse, and the turns of refused calls are taken again. Half
-// the seeds name the call quota in the refusals, half the message quota.
+// the seeds name the call quota in the refusals, half the message quota;
+// half send calls of 10 messages, half of one.
 func TestGovernorIgnoresRandomRefusals(t *testing.T) {
 	var shares []float64
 	for seed := range uint64(20) {
 		p, s, q := simPacer()
 		s.noise, s.noiseCalls, s.rnd = 0.2, seed%2 == 0, rand.New(rand.NewPCG(seed, 7))
-		admitted, sizes, _ := simulate(p, s, simStart, 60*time.Second, 10, 0, steady(time.Millisecond), steady(20*time.Millisecond))
+		batch := 10
+		if seed%4 >= 2 {
+			batch = 1 // calls of one message: the call quota binds as much as the message quota
+		}
+		admitted, sizes, _ := simulate(p, s, simStart, 60*time.Second, batch, 0, steady(time.Millisecond), steady(20*time.Millisecond))
 		share := shareOf(admitted, sizes, simStart, q.Messages.PerSecond())
 		if share < 0.75 {
 			t.Errorf("seed %d: %.3f of the quota with a fifth refused at random, want at least 0.75 (pace %.3f, noise %.3f)", seed, share, p.gov.factor, p.gov.noise)

@@ -13,9 +13,10 @@ import (
 // stamp is events taken from a limit at a time by booking id: a call
 // booked for that time, or sent then.
 type stamp struct {
-	at time.Time
-	n  int
-	id uint64
+	at     time.Time
+	n      int
+	id     uint64
+	booked bool // held for a booking, not yet sent
 }
 
 // window is the log of what one limit has given out: the events of the last
@@ -79,16 +80,20 @@ func (w *window) remove(id uint64) {
 	w.log = slices.DeleteFunc(w.log, func(s stamp) bool { return s.id == id })
 }
 
-// holds reports whether n more events at t keep every window that counts
-// them within limit: the one ending at t, and those ending at the later
-// events already in the log (calls booked ahead).
-func (w *window) holds(t time.Time, n, limit int) bool {
+// holds reports whether n more events at t, of booking id, keep every
+// window that counts them within limit: the one ending at t, and those
+// ending at the later events already in the log (calls booked ahead).
+// Bookings made after id are left out of the later windows: they were
+// placed after id's booked time, and if id leaves late, it is they that
+// must wait when their time comes, or a call as large as its window would
+// wait for the booking behind it forever.
+func (w *window) holds(t time.Time, n, limit int, id uint64) bool {
 	if w.used(t)+n > limit {
 		return false
 	}
 	end := t.Add(w.span)
 	for _, s := range w.log {
-		if s.at.After(t) && s.at.Before(end) && w.used(s.at)+n > limit {
+		if s.at.After(t) && s.at.Before(end) && !(s.booked && s.id > id) && w.used(s.at)+n > limit {
 			return false
 		}
 	}
@@ -228,7 +233,8 @@ func (p *pacer) scale(n int) int {
 // whether the server refused it for quota, and for the call quota. The
 // pacer learns its margin and its pace from these.
 //
-// A refusal for the call quota while this job uses under 4/5 of it, where
+// A refusal for the call quota while this job uses under 4/5 of what the
+// pace in force lets it (so a cut does not make it so), where
 // messages are the quota that binds (users, groups, rooms), is none of this
 // job's doing, and no cut of its pace would make room: it is not evidence
 // for the governor, and gives its stamps and turn back as noise does.
@@ -244,7 +250,7 @@ func (p *pacer) scale(n int) int {
 func (p *pacer) answered(b booking, sent, wrote, now time.Time, refused, forCalls bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	notOurs := refused && forCalls && p.messages.limit > 0 && 5*p.calls.used(now) < 4*p.calls.limit
+	notOurs := refused && forCalls && p.messages.limit > 0 && 5*p.calls.used(now) < 4*p.scale(p.calls.limit)
 	if p.gov.answered(sent, wrote, now, b.n, refused, notOurs) {
 		p.setMargin(p.gov.margin())
 	}
@@ -313,11 +319,11 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	}
 	b := booking{id: bookingIDs.Add(1), at: t, n: n}
 	p.calls.trim(t)
-	p.calls.insert(stamp{at: t, n: 1, id: b.id})
+	p.calls.insert(stamp{at: t, n: 1, id: b.id, booked: true})
 	spacing := p.spacing(p.calls, 1)
 	if p.messages.limit > 0 {
 		p.messages.trim(t)
-		p.messages.insert(stamp{at: t, n: n, id: b.id})
+		p.messages.insert(stamp{at: t, n: n, id: b.id, booked: true})
 		spacing = max(spacing, p.spacing(p.messages, n))
 	}
 	if p.rooms != nil {
@@ -365,10 +371,10 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	t := now
 	for range 64 {
 		next := t
-		if !p.calls.holds(t, 1, p.scale(p.calls.limit)) {
+		if !p.calls.holds(t, 1, p.scale(p.calls.limit), b.id) {
 			next = later(next, p.calls.nextHold(t))
 		}
-		if p.messages.limit > 0 && !p.messages.holds(t, b.n, max(b.n, p.scale(p.messages.limit))) {
+		if p.messages.limit > 0 && !p.messages.holds(t, b.n, max(b.n, p.scale(p.messages.limit)), b.id) {
 			next = later(next, p.messages.nextHold(t))
 		}
 		if p.rooms != nil {
