@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,3 +415,36 @@ func TestRunSendsOnlyWhatItValidated(t *testing.T) {
 		t.Errorf("rerun of an invalid campaign made %d calls", calls-before)
 	}
 }
+
+func TestRunCapsBatchesAtTheMessageQuota(t *testing.T) {
+	to := make([]string, chatapi.Users.MaxPerCall())
+	for i := range to {
+		to[i] = fmt.Sprintf("u%03d", i)
+	}
+	row, _ := json.Marshal(map[string]any{"kind": "users", "to": to, "msg": "hi"})
+	f := newFixture(t, string(row)+"\n", emulator.Config{}, "t")
+	quotas, err := planner.NewQuotas(1, []string{"users.messages=500"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.quotas = quotas
+	var first atomic.Int64
+	sender := senderFunc(func(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) {
+		first.CompareAndSwap(0, int64(len(b.To)))
+		return f.client.Send(ctx, b)
+	})
+	// the first call leaves at once; the rest waits for the window
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cfg := job.CampaignConfig{}
+	cfg.Quotas, cfg.Campaign, cfg.Named = f.quotas, "c", true
+	_, err = job.RunCampaign(ctx, f.camp, f.store, sender, cfg)
+	if got := first.Load(); got != 500 {
+		t.Errorf("first call of %d recipients (run: %v), want the 500 the message quota holds", got, err)
+	}
+}
+
+// senderFunc is a Sender in a function.
+type senderFunc func(ctx context.Context, b chatapi.Batch) (chatapi.Result, error)
+
+func (f senderFunc) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) { return f(ctx, b) }

@@ -198,3 +198,27 @@ func TestPacerSendsACallBookedBeforeACut(t *testing.T) {
 	}
 	t.Fatal("a call booked before the cut never found room")
 }
+
+// TestPacerSendsALateCallBeforeTheBookingsBehindIt books a call that fills
+// its message window and one behind it, booked a window later, then sends
+// the first a little late: it must go (the one behind waits at its turn),
+// not wait for the one behind to leave, which waits for it.
+func TestPacerSendsALateCallBeforeTheBookingsBehindIt(t *testing.T) {
+	q := chatapi.Users.DefaultQuota()
+	q.Messages.N = 500
+	p := newPacer(chatapi.Users, q, DefaultPacing, newRoomWindows(DefaultPacing))
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	first := p.book(now, 500, true, func(int) []string { return nil })
+	behind := p.book(now, 100, true, func(int) []string { return nil })
+	if behind.at.Sub(first.at) < q.Messages.Window {
+		t.Fatalf("booked %v after a full window, want a window later", behind.at.Sub(first.at))
+	}
+	late := first.at.Add(5 * time.Millisecond)
+	if at, ok := p.send(first, late); !ok {
+		t.Fatalf("the full call, 5 ms late, is held until %v", at.Sub(late))
+	}
+	at, ok := p.send(behind, behind.at)
+	if ok || at.Sub(late) < q.Messages.Window {
+		t.Errorf("the call behind may go %v after the full one, want a window later", at.Sub(late))
+	}
+}

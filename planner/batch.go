@@ -33,11 +33,12 @@ type reading struct {
 // read reads and validates the campaign once, counting its deliveries by
 // message and, with a spool, batching those pending accepts into it: rows
 // with the same message grouped, a recipient listed twice for a message
-// kept once, each batch filled up to its endpoint's cap. A batch is
+// kept once, each batch filled up to its endpoint's cap, or to its message
+// quota where that is less (q may be nil: the caps alone). A batch is
 // spooled as soon as it is full; the partial ones follow at the end in the
 // order their messages first appeared, so the same input always gives the
 // same batches.
-func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) (*reading, error) {
+func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spool *Spool) (*reading, error) {
 	r := &reading{groups: map[Key]*group{}, rooms: map[string]int64{}}
 	type open struct {
 		order int
@@ -82,7 +83,7 @@ func (c *Campaign) read(ctx context.Context, pending PendingFunc, spool *Spool) 
 			opened[key] = b
 		}
 		b.to = append(b.to, to)
-		if len(b.to) == m.Kind.MaxPerCall() {
+		if len(b.to) == q.perCall(m.Kind) {
 			full := b.to
 			b.to = b.to[:0]
 			return spool.add(Batch{Message: m, To: full})
@@ -142,7 +143,7 @@ func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(B
 		return err
 	}
 	defer spool.Close()
-	if _, err := c.read(ctx, pending, spool); err != nil {
+	if _, err := c.read(ctx, nil, pending, spool); err != nil {
 		return err
 	}
 	return spool.Batches(ctx, nil, emit)

@@ -89,7 +89,7 @@ func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
 // of the files. The spool is complete only if PlanPending returns no
 // error.
 func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc, spool *Spool) (*Plan, error) {
-	r, err := c.read(ctx, pending, spool)
+	r, err := c.read(ctx, q, pending, spool)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,8 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 			kp = &KindPlan{Kind: string(k)}
 			byKind[k] = kp
 		}
-		batches := (g.todo + int64(k.MaxPerCall()) - 1) / int64(k.MaxPerCall())
+		per := int64(q.perCall(k))
+		batches := (g.todo + per - 1) / per
 		kp.Recipients += g.n
 		kp.Pending += g.todo
 		kp.Repeated += g.dups

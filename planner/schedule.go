@@ -89,3 +89,13 @@ func estimate(q chatapi.Quota, l load) time.Duration {
 	secs = max(secs, float64(max(l.busiestRoom-1, 0))/room.PacedPerSecond())
 	return time.Duration(secs * float64(time.Second)).Round(time.Millisecond)
 }
+
+// perCall is how many recipients one call of kind k takes: its cap, or its
+// message quota where that is less, so that a call fits its window.
+func (q Quotas) perCall(k chatapi.Kind) int {
+	n := k.MaxPerCall()
+	if m := q[k].Messages.N; m > 0 {
+		n = min(n, m)
+	}
+	return n
+}
