@@ -297,6 +297,18 @@ func TestSplitPartsOwnTheirRecipients(t *testing.T) {
 	}
 }
 
+// recordSent records r in the ledger as a call a run made and saw sent.
+func (f *fixture) recordSent(t *testing.T, r *checkpoint.Record) {
+	t.Helper()
+	if err := f.store.Begin(r); err != nil {
+		t.Fatal(err)
+	}
+	r.State = checkpoint.Sent
+	if err := f.store.Finish(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRunStartsWithTheCallsJustMade runs a campaign right after another
 // run of the ledger sent a full second's worth of group messages: the
 // windows start with those calls, and the first call waits for them to
@@ -309,13 +321,7 @@ func TestRunStartsWithTheCallsJustMade(t *testing.T) {
 	for i := range earlier.To {
 		earlier.To[i] = fmt.Sprint("other", i)
 	}
-	if err := f.store.Begin(earlier); err != nil {
-		t.Fatal(err)
-	}
-	earlier.State = checkpoint.Sent
-	if err := f.store.Finish(earlier); err != nil {
-		t.Fatal(err)
-	}
+	f.recordSent(t, earlier)
 	if _, err := f.run(t, job.CampaignConfig{}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -336,13 +342,7 @@ func TestRunStartsWithTheRoomMessagesJustPosted(t *testing.T) {
 			r.Kind, r.Scope, r.To = string(chatapi.RoomMembers), "r1", []string{fmt.Sprint("u", i)}
 		}
 		r.Digest[0] = byte(i)
-		if err := f.store.Begin(r); err != nil {
-			t.Fatal(err)
-		}
-		r.State = checkpoint.Sent
-		if err := f.store.Finish(r); err != nil {
-			t.Fatal(err)
-		}
+		f.recordSent(t, r)
 	}
 	if _, err := f.run(t, job.CampaignConfig{}, nil); err != nil {
 		t.Fatal(err)
@@ -447,4 +447,6 @@ func TestRunCapsBatchesAtTheMessageQuota(t *testing.T) {
 // senderFunc is a Sender in a function.
 type senderFunc func(ctx context.Context, b chatapi.Batch) (chatapi.Result, error)
 
-func (f senderFunc) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) { return f(ctx, b) }
+func (f senderFunc) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) {
+	return f(ctx, b)
+}

@@ -48,7 +48,8 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 	if spool != nil {
 		opened = map[Key]*open{}
 	}
-	set := newDeliverySet(func() int { return c.expect(int(r.rows)) })
+	var prog progress
+	set := newDeliverySet(func() int { return prog.expect(int(r.rows)) })
 	// add counts one delivery, new says whether it is the first of its
 	// message and recipient.
 	add := func(m *Message, to string, new bool) error {
@@ -104,7 +105,7 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 		batch = batch[:0]
 		return nil
 	}
-	err := c.scan(ctx, func(m *Message, to string) error {
+	err := c.scan(ctx, &prog, func(m *Message, to string) error {
 		batch = append(batch, delivery{m: m, to: to})
 		if len(batch) == 256 {
 			return flush()

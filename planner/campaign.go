@@ -26,8 +26,6 @@ type Options struct {
 type Campaign struct {
 	opts     Options
 	defaults *fields
-	// the campaign files' bytes, and those read so far by scan
-	totalBytes, readBytes int64
 }
 
 // Open checks the options and reads the --message defaults. The campaign
@@ -122,7 +120,8 @@ type deliveryFunc func(m *Message, to string) error
 // duplicates included. Rows with problems are not passed on; their problems
 // come back as an *InvalidError once every file is read. A file with no rows
 // at all is a problem too: a campaign that sends nothing is a mistake.
-func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
+// *prog follows how far the scan is.
+func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) error {
 	var ps problems
 	type entry struct {
 		msg   *Message
@@ -157,10 +156,10 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 		last       entry
 	)
 	rows := 0
-	c.totalBytes, c.readBytes = 0, 0
+	*prog = progress{}
 	for _, file := range c.opts.Files {
 		if fi, err := os.Stat(file); err == nil {
-			c.totalBytes += fi.Size()
+			prog.total += fi.Size()
 		}
 	}
 	for _, file := range c.opts.Files {
@@ -171,7 +170,7 @@ func (c *Campaign) scan(ctx context.Context, fn deliveryFunc) error {
 		bad := func(line int, format string, args ...any) { ps.add(file, line, format, args...) }
 		found := ps.count()
 		fileRows := 0
-		err := readFile(file, c.opts.Encoding, &c.readBytes, func(line int, f *fields, to []string) error {
+		err := readFile(file, c.opts.Encoding, &prog.read, func(line int, f *fields, to []string) error {
 			fileRows++
 			if rows++; rows%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -265,12 +264,15 @@ func (s *deliverySet) hash(m *Message, to string) uint64 {
 	return h.Sum64()
 }
 
-// expect guesses how many deliveries a read of the campaign will have
-// found when it ends, from the n found so far and the share of the files'
-// bytes read.
-func (c *Campaign) expect(n int) int {
-	if c.readBytes <= 0 || c.totalBytes <= c.readBytes {
+// progress is how far a scan is through the campaign files: their bytes,
+// and those read so far.
+type progress struct{ total, read int64 }
+
+// expect guesses how many deliveries the scan will have found when it
+// ends, from the n found so far and the share of the files' bytes read.
+func (p *progress) expect(n int) int {
+	if p.read <= 0 || p.total <= p.read {
 		return n
 	}
-	return int(float64(n) * float64(c.totalBytes) / float64(c.readBytes))
+	return int(float64(n) * float64(p.total) / float64(p.read))
 }

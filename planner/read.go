@@ -141,12 +141,13 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 	br := skipBOM(r)
 	first, err := br.ReadSlice('\n')
 	header := plainLine(first)
-	if header == nil || (err != nil && err != io.EOF) {
-		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, 0)
+	var headers []string
+	ok := header != nil && (err == nil || err == io.EOF)
+	if ok {
+		headers, ok = csvHeaders(header)
 	}
-	headers, ok := csvHeaders(header)
 	if !ok {
-		// the reference says what is wrong with it
+		// the reference reads it all, and says what is wrong with a bad header
 		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, 0)
 	}
 	header = bytes.Clone(header)

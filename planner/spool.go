@@ -22,14 +22,13 @@ import (
 // The file is removed as soon as it is made (where the system allows), so
 // that a run killed at any point leaves nothing behind.
 type Spool struct {
-	f       *os.File
-	w       *bufio.Writer
-	size    int64
-	msgs    []*Message
-	index   map[Key]uint64
-	batches int64
-	buf     []byte
-	done    bool
+	f     *os.File
+	w     *bufio.Writer
+	size  int64
+	msgs  []*Message
+	index map[Key]uint64
+	buf   []byte
+	done  bool
 }
 
 // NewSpool makes an empty spool in dir ("" for the system's temporary
@@ -72,12 +71,8 @@ func (s *Spool) add(b Batch) error {
 		return fmt.Errorf("spool the plan: %w", err)
 	}
 	s.size += int64(n + len(body))
-	s.batches++
 	return nil
 }
-
-// Len is how many batches the spool holds.
-func (s *Spool) Len() int64 { return s.batches }
 
 // finish ends the writing; the spool can be read from then on.
 func (s *Spool) finish() error {
