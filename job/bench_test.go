@@ -164,7 +164,7 @@ func BenchmarkResumeToFirstSend(b *testing.B) {
 	store, camp := openCampaign(b, dir, path)
 	led := store.Campaign("users")
 	// Record every delivery as sent, as a finished run would have.
-	err = camp.Batches(context.Background(), nil, func(bt planner.Batch) error {
+	err = camp.Batches(context.Background(), nil, nil, func(bt planner.Batch) error {
 		r := &checkpoint.Record{Kind: string(bt.Message.Kind), Digest: bt.Message.Digest, To: bt.To}
 		if err := led.Begin(r); err != nil {
 			return err

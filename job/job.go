@@ -99,8 +99,9 @@ const DedupKey = "imcast_dedup"
 
 // endpoint is one API path: its queue, its pacer and its retries.
 type endpoint struct {
-	kinds []chatapi.Kind
-	pacer *pacer
+	kinds  []chatapi.Kind
+	pacer  *pacer
+	quotas planner.Quotas // for the recipients a call takes
 
 	mu          sync.Mutex
 	retries     []item // refused batches and split parts, waiting for their time
@@ -222,7 +223,7 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	for _, k := range cfg.Kinds {
 		e := byPath[k.Path()]
 		if e == nil {
-			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), wake: make(chan struct{}, 1)}
+			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), quotas: cfg.Quotas, wake: make(chan struct{}, 1)}
 			byPath[k.Path()] = e
 			order = append(order, e)
 		}
@@ -465,7 +466,7 @@ func (e *endpoint) carry(rest item) {
 		return
 	}
 	c.batch.To = append(c.batch.To, rest.batch.To...)
-	if limit := c.batch.Message.Kind.MaxPerCall(); len(c.batch.To) >= limit {
+	if limit := e.quotas.PerCall(c.batch.Message.Kind); len(c.batch.To) >= limit {
 		e.retries = append(e.retries, item{batch: planner.Batch{Message: c.batch.Message, To: slices.Clone(c.batch.To[:limit])}, attempts: c.attempts})
 		if len(c.batch.To) > limit {
 			c.batch.To = slices.Clone(c.batch.To[limit:])

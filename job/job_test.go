@@ -423,7 +423,7 @@ func TestRunCapsBatchesAtTheMessageQuota(t *testing.T) {
 	}
 	row, _ := json.Marshal(map[string]any{"kind": "users", "to": to, "msg": "hi"})
 	f := newFixture(t, string(row)+"\n", emulator.Config{}, "t")
-	quotas, err := planner.NewQuotas(1, []string{"users.messages=500"})
+	quotas, err := planner.NewQuotas(1, []string{"users.messages=30000"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,7 +440,7 @@ func TestRunCapsBatchesAtTheMessageQuota(t *testing.T) {
 	cfg.Quotas, cfg.Campaign, cfg.Named = f.quotas, "c", true
 	_, err = job.RunCampaign(ctx, f.camp, f.store, sender, cfg)
 	if got := first.Load(); got != 500 {
-		t.Errorf("first call of %d recipients (run: %v), want the 500 the message quota holds", got, err)
+		t.Errorf("first call of %d recipients (run: %v), want the 500 a second of the 30000/min message quota", got, err)
 	}
 }
 

@@ -84,7 +84,7 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 			opened[key] = b
 		}
 		b.to = append(b.to, to)
-		if len(b.to) == q.perCall(m.Kind) {
+		if len(b.to) == q.PerCall(m.Kind) {
 			full := b.to
 			b.to = b.to[:0]
 			return spool.add(Batch{Message: m, To: full})
@@ -136,15 +136,15 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 	return r, spool.finish()
 }
 
-// Batches reads the campaign and hands emit its batches as a run sends
-// them (see read), deliveries that pending rejects left out.
-func (c *Campaign) Batches(ctx context.Context, pending PendingFunc, emit func(Batch) error) error {
+// Batches reads the campaign and hands emit its batches as a run under q
+// sends them (see read), deliveries that pending rejects left out.
+func (c *Campaign) Batches(ctx context.Context, q Quotas, pending PendingFunc, emit func(Batch) error) error {
 	spool, err := NewSpool("")
 	if err != nil {
 		return err
 	}
 	defer spool.Close()
-	if _, err := c.read(ctx, nil, pending, spool); err != nil {
+	if _, err := c.read(ctx, q, pending, spool); err != nil {
 		return err
 	}
 	return spool.Batches(ctx, nil, emit)

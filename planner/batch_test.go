@@ -18,8 +18,9 @@ func TestBatchCaps(t *testing.T) {
 		n     int
 		want  []int
 	}{
-		{kind: "users", n: 600, want: []int{600}},
-		{kind: "users", n: 601, want: []int{600, 1}},
+		// users: 100, what the 6000/min message quota allows a second
+		{kind: "users", n: 100, want: []int{100}},
+		{kind: "users", n: 101, want: []int{100, 1}},
 		{kind: "groups", n: 3, want: []int{3}},
 		{kind: "groups", n: 4, want: []int{3, 1}},
 		{kind: "rooms", n: 10, want: []int{10}},
@@ -32,7 +33,7 @@ func TestBatchCaps(t *testing.T) {
 		{kind: "legacy_users", n: 21, want: []int{20, 1}},
 		{kind: "legacy_groups", n: 20, want: []int{20}},
 		{kind: "legacy_groups", n: 21, want: []int{20, 1}},
-		{kind: "users", n: 1500, want: []int{600, 600, 300}},
+		{kind: "users", n: 250, want: []int{100, 100, 50}},
 	}
 	dir := t.TempDir()
 	for i, tt := range tests {
@@ -215,7 +216,7 @@ func TestBatchesDeterministic(t *testing.T) {
 		var b strings.Builder
 		b.WriteString("to,msg\n")
 		b.WriteString("a1,first\na2,first\n")
-		for _, id := range ids("b", 600) {
+		for _, id := range ids("b", 100) {
 			fmt.Fprintf(&b, "%s,second\n", id)
 		}
 		b.WriteString("c1,third\na3,first\n")
@@ -224,7 +225,7 @@ func TestBatchesDeterministic(t *testing.T) {
 		for _, bt := range batchesOf(t, Options{Files: []string{file}}, nil) {
 			got = append(got, fmt.Sprintf("%s %d", bodyMsg(t, bt), len(bt.To)))
 		}
-		checkLines(t, "batches", got, []string{"second 600", "first 3", "third 1"})
+		checkLines(t, "batches", got, []string{"second 100", "first 3", "third 1"})
 	})
 }
 
@@ -244,7 +245,7 @@ func TestBatchesPending(t *testing.T) {
 			return n%2 == 1, nil
 		}
 		bs := batchesOf(t, opts, pending)
-		if got, want := sizes(bs), []int{600, 50}; !slices.Equal(got, want) {
+		if got, want := sizes(bs), []int{100, 100, 100, 100, 100, 100, 50}; !slices.Equal(got, want) {
 			t.Errorf("batch sizes: got %v, want %v", got, want)
 		}
 		for _, b := range bs {
@@ -280,7 +281,7 @@ func TestBatchesPending(t *testing.T) {
 		}
 		errStop := errors.New("stop")
 		n := 0
-		err = c.Batches(context.Background(), nil, func(Batch) error { n++; return errStop })
+		err = c.Batches(context.Background(), defaultQuotas(t), nil, func(Batch) error { n++; return errStop })
 		if !errors.Is(err, errStop) || n != 1 {
 			t.Errorf("got error %v after %d batches, want %v after 1", err, n, errStop)
 		}

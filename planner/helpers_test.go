@@ -82,7 +82,7 @@ func tryBatches(t testing.TB, opts Options, pending PendingFunc) (bs []Batch, er
 	if err != nil {
 		return nil, err
 	}
-	err = c.Batches(context.Background(), pending, func(b Batch) error {
+	err = c.Batches(context.Background(), defaultQuotas(t), pending, func(b Batch) error {
 		bs = append(bs, b)
 		return nil
 	})

@@ -103,7 +103,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 			kp = &KindPlan{Kind: string(k)}
 			byKind[k] = kp
 		}
-		per := int64(q.perCall(k))
+		per := int64(q.PerCall(k))
 		batches := (g.todo + per - 1) / per
 		kp.Recipients += g.n
 		kp.Pending += g.todo

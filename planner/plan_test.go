@@ -43,22 +43,23 @@ func TestPlan(t *testing.T) {
 		wantTotal time.Duration
 	}{
 		{
-			// 1200 messages at 6000/min (100/s): 12 s; 2 calls at 100/s.
+			// 1200 messages at 6000/min, paced as 100/s: 12 calls of 100,
+			// the last 11 s after the first.
 			name:  "1200 users of one message",
 			files: map[string]string{"a.csv": idCSV("users", "", "hi", ids("u", 1200))},
-			want:  []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 2, Calls: 2, QuotaMessages: 1200, Estimate: paced(600, 6000, time.Minute)}},
+			want:  []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 12, Calls: 12, QuotaMessages: 1200, Estimate: paced(1100, 6000, time.Minute)}},
 		},
 		{
 			name:  "1200 users at twice the quotas",
 			files: map[string]string{"a.csv": idCSV("users", "", "hi", ids("u", 1200))},
 			scale: 2,
-			want:  []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 2, Calls: 2, QuotaMessages: 1200, Estimate: paced(600, 12000, time.Minute)}},
+			want:  []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 6, Calls: 6, QuotaMessages: 1200, Estimate: paced(1000, 12000, time.Minute)}},
 		},
 		{
 			name:      "1200 users, users.messages=12000",
 			files:     map[string]string{"a.csv": idCSV("users", "", "hi", ids("u", 1200))},
 			overrides: []string{"users.messages=12000"},
-			want:      []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 2, Calls: 2, QuotaMessages: 1200, Estimate: paced(600, 12000, time.Minute)}},
+			want:      []KindPlan{{Kind: "users", Recipients: 1200, Messages: 1, Batches: 6, Calls: 6, QuotaMessages: 1200, Estimate: paced(1000, 12000, time.Minute)}},
 		},
 		{
 			// The call quota rules when it is the slower: 2 calls at 1/s.
@@ -133,7 +134,7 @@ func TestPlan(t *testing.T) {
 				"c.jsonl": `{"kind":"group_members","scope":"g1","to":["a","b","a"],"msg":"hi"}` + "\n" + `{"to":"u0001","msg":"bye"}` + "\n",
 			},
 			want: []KindPlan{
-				{Kind: "users", Recipients: 1201, Repeated: 2, Messages: 2, Batches: 3, Calls: 3, QuotaMessages: 1201, Estimate: paced(1201*2/3.0, 6000, time.Minute)},
+				{Kind: "users", Recipients: 1201, Repeated: 2, Messages: 2, Batches: 13, Calls: 13, QuotaMessages: 1201, Estimate: paced(1201*12/13.0, 6000, time.Minute)},
 				{Kind: "groups", Recipients: 40, Messages: 1, Batches: 14, Calls: 14, QuotaMessages: 40, Estimate: paced(40*13/14.0, 20, time.Second)},
 				{Kind: "group_members", Recipients: 2, Repeated: 1, Messages: 1, Batches: 1, Calls: 1, QuotaMessages: 2},
 			},
@@ -234,7 +235,7 @@ func TestPlanCanceled(t *testing.T) {
 	if _, err := c.Plan(ctx, defaultQuotas(t)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Plan: got error %v, want %v", err, context.Canceled)
 	}
-	err = c.Batches(ctx, nil, func(Batch) error { return nil })
+	err = c.Batches(ctx, defaultQuotas(t), nil, func(Batch) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Batches: got error %v, want %v", err, context.Canceled)
 	}
@@ -409,10 +410,10 @@ func TestPlanWriteText(t *testing.T) {
 	}
 	checkLines(t, "text", got, []string{
 		"kind recipients repeated messages batches calls estimate",
-		"users 1200 0 1 2 2 6s",
+		"users 1200 0 1 12 12 11s",
 		"groups 40 0 1 14 14 1.88s",
 		"room_members 45 0 1 3 3 303ms",
-		"total 1285 0 3 19 19 6s",
+		"total 1285 0 3 29 29 11s",
 		"",
 		"1285 deliveries read from 3 file(s); kinds are sent side by side, so the total takes as long as the slowest.",
 	})
@@ -492,8 +493,8 @@ func TestPlanPending(t *testing.T) {
 			name:    "half of 1200 users, one listed twice",
 			content: idCSV("users", "", "hi", append(ids("u", 1200), "u0001", "u0002")),
 			pending: odd,
-			want:    KindPlan{Kind: "users", Recipients: 1200, Pending: 600, Repeated: 2, Messages: 1, Batches: 1, Calls: 1, QuotaMessages: 600},
-			batches: []int{600},
+			want:    KindPlan{Kind: "users", Recipients: 1200, Pending: 600, Repeated: 2, Messages: 1, Batches: 6, Calls: 6, QuotaMessages: 600, Estimate: paced(500, 6000, time.Minute)},
+			batches: []int{100, 100, 100, 100, 100, 100},
 		},
 		{
 			name:    "all sent",

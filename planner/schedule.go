@@ -90,12 +90,14 @@ func estimate(q chatapi.Quota, l load) time.Duration {
 	return time.Duration(secs * float64(time.Second)).Round(time.Millisecond)
 }
 
-// perCall is how many recipients one call of kind k takes: its cap, or its
-// message quota where that is less, so that a call fits its window.
-func (q Quotas) perCall(k chatapi.Kind) int {
+// PerCall is how many recipients one call of kind k takes: its cap, or
+// what its message quota allows in one second where that is less (6000 a
+// minute is 100 a second), so that the calls go evenly and no server that
+// counts per second sees a burst. At least 1.
+func (q Quotas) PerCall(k chatapi.Kind) int {
 	n := k.MaxPerCall()
-	if m := q[k].Messages.N; m > 0 {
-		n = min(n, m)
+	if m := q[k].Messages; m.N > 0 {
+		n = min(n, max(1, int(m.PerSecond())))
 	}
 	return n
 }
