@@ -28,6 +28,7 @@ type reading struct {
 	groups map[Key]*group
 	rooms  map[string]int64
 	rows   int64
+	files  []SourceFile
 }
 
 // read reads and validates the campaign once, counting its deliveries by
@@ -105,7 +106,7 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 		batch = batch[:0]
 		return nil
 	}
-	err := c.scan(ctx, &prog, func(m *Message, to string) error {
+	files, err := c.scan(ctx, &prog, func(m *Message, to string) error {
 		batch = append(batch, delivery{m: m, to: to})
 		if len(batch) == 256 {
 			return flush()
@@ -118,6 +119,7 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 	if err != nil {
 		return nil, err
 	}
+	r.files = files
 	if spool == nil {
 		return r, nil
 	}

@@ -3,8 +3,10 @@ package planner
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"os"
 	"path/filepath"
@@ -26,6 +28,14 @@ type Options struct {
 type Campaign struct {
 	opts     Options
 	defaults *fields
+	// optionsSum is a digest of all but the files that shapes the
+	// deliveries: the defaults' bytes, the encoding, the files folder and
+	// the ext reserve (see Source).
+	optionsSum [32]byte
+	// With since (see Since), the files are read from where the read that
+	// found since ended, file i from tails[i].
+	since *Source
+	tails []tail
 }
 
 // Open checks the options and reads the --message defaults. The campaign
@@ -36,12 +46,19 @@ func Open(opts Options) (*Campaign, error) {
 		ps.add("campaign", 0, "no campaign files given")
 	}
 	c := &Campaign{opts: opts}
+	var defaults []byte
 	if opts.Message != "" {
-		c.defaults = readDefaults(opts.Message, &ps)
+		c.defaults, defaults = readDefaults(opts.Message, &ps)
 	}
 	if err := ps.err(); err != nil {
 		return nil, err
 	}
+	filesDir := opts.FilesDir
+	if filesDir != "" {
+		filesDir, _ = filepath.Abs(filesDir)
+	}
+	c.optionsSum = sha256.Sum256(fmt.Appendf(nil, "defaults %x\nencoding %q\nfiles %q\next %d\n",
+		sha256.Sum256(defaults), strings.ToLower(opts.Encoding), filesDir, opts.ExtReserve))
 	return c, nil
 }
 
@@ -52,11 +69,12 @@ func (c *Campaign) Name() string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
-func readDefaults(path string, ps *problems) *fields {
+// readDefaults reads the --message file: its fields, and its bytes.
+func readDefaults(path string, ps *problems) (*fields, []byte) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		ps.add(path, 0, "%s", errText(err))
-		return nil
+		return nil, nil
 	}
 	data = skipBOMBytes(data)
 	var row jsonRow
@@ -64,11 +82,11 @@ func readDefaults(path string, ps *problems) *fields {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&row); err != nil {
 		ps.add(path, lineAt(data, errOffset(err, data, dec.InputOffset())), "%s", jsonError(err))
-		return nil
+		return nil, nil
 	}
 	if rest := dec.InputOffset(); !onlySpace(data[rest:]) {
 		ps.add(path, lineAt(data, rest+1), "malformed JSON: text after the object")
-		return nil
+		return nil, nil
 	}
 	bad := func(format string, args ...any) { ps.add(path, 1, format, args...) }
 	if row.To != nil || row.Recipient != nil {
@@ -81,7 +99,7 @@ func readDefaults(path string, ps *problems) *fields {
 		bad("state: a delivery's state comes from a report's rows, not from --message")
 	}
 	f := row.fields(bad)
-	return &f
+	return &f, data
 }
 
 // errOffset is where in data a JSON error is: the offset a syntax error
@@ -119,9 +137,11 @@ type deliveryFunc func(m *Message, to string) error
 // scan reads every file and calls fn for each delivery of each valid row,
 // duplicates included. Rows with problems are not passed on; their problems
 // come back as an *InvalidError once every file is read. A file with no rows
-// at all is a problem too: a campaign that sends nothing is a mistake.
-// *prog follows how far the scan is.
-func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) error {
+// at all is a problem too: a campaign that sends nothing is a mistake (but
+// a file with nothing appended since, read by a Campaign Since made, is
+// not read). *prog follows how far the scan is. It returns what it read of
+// each file.
+func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([]SourceFile, error) {
 	var ps problems
 	type entry struct {
 		msg   *Message
@@ -157,12 +177,23 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) er
 	)
 	rows := 0
 	*prog = progress{}
-	for _, file := range c.opts.Files {
+	for i, file := range c.opts.Files {
 		if fi, err := os.Stat(file); err == nil {
 			prog.total += fi.Size()
+			if c.since != nil {
+				prog.total -= c.tails[i].from.Size
+			}
 		}
 	}
-	for _, file := range c.opts.Files {
+	files := make([]SourceFile, len(c.opts.Files))
+	for i, file := range c.opts.Files {
+		var t *tail
+		if c.since != nil {
+			if t = &c.tails[i]; t.same {
+				files[i] = t.from
+				continue
+			}
+		}
 		dir := filepath.Dir(file)
 		if c.opts.FilesDir != "" {
 			dir = c.opts.FilesDir
@@ -170,7 +201,7 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) er
 		bad := func(line int, format string, args ...any) { ps.add(file, line, format, args...) }
 		found := ps.count()
 		fileRows := 0
-		err := readFile(file, c.opts.Encoding, &prog.read, func(line int, f *fields, to []string) error {
+		read, err := readFile(file, c.opts.Encoding, t, &prog.read, func(line int, f *fields, to []string) error {
 			fileRows++
 			if rows++; rows%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -208,13 +239,14 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) er
 			return nil
 		}, bad)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if fileRows == 0 && ps.count() == found {
+		files[i] = read
+		if fileRows == 0 && ps.count() == found && t == nil {
 			ps.add(file, 0, "no deliveries: the file holds no rows")
 		}
 	}
-	return ps.err()
+	return files, ps.err()
 }
 
 // deliverySet remembers deliveries by a 64-bit hash of message and

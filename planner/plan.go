@@ -53,6 +53,8 @@ type Plan struct {
 	Total       KindPlan      `json:"total"`
 	Quotas      []QuotaRow    `json:"quotas"`
 	Attachments []PlannedFile `json:"attachments"` // the local files the run uploads, each once
+	// Source is what the read that made the plan read.
+	Source *Source `json:"-"`
 }
 
 // PlannedFile is a local file a campaign uploads.
@@ -136,7 +138,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		}
 	}
 
-	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}}
+	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}, Source: c.sourceOf(r.files, groups)}
 	seenFile := map[string]bool{}
 	for _, g := range groups {
 		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {

@@ -79,48 +79,52 @@ const (
 	GBK  = "gbk"
 )
 
-// readFile streams the rows of one campaign file, by its extension. Problems
-// with single rows go to bad and reading goes on; an error that leaves the
-// rest of the file unreadable (malformed CSV quoting, a CSV record or JSON
-// line over maxLine bytes, an I/O error) goes to bad too and ends that file.
-// The error returned is fn's. The bytes read are added to *read.
-func readFile(path, encoding string, read *int64, fn rowFunc, bad badFunc) error {
+// readFile streams the rows of one campaign file, by its extension, from
+// its start or, with t, from where an earlier read ended. Problems with
+// single rows go to bad and reading goes on; an error that leaves the rest
+// of the file unreadable (malformed CSV quoting, a CSV record or JSON line
+// over maxLine bytes, an I/O error) goes to bad too and ends that file.
+// The error returned is fn's. It returns what it read of the file; the
+// bytes read are added to *read.
+func readFile(path, encoding string, t *tail, read *int64, fn rowFunc, bad badFunc) (SourceFile, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		bad(0, "%s", errText(err))
-		return nil
+		return SourceFile{}, nil
 	}
 	defer file.Close()
-	f := &countingReader{r: file, n: read}
+	f, err := newSourceReader(file, path, t, read)
+	if err != nil {
+		bad(0, "%s", errText(err))
+		return SourceFile{}, nil
+	}
+	shift := 0
+	var r io.Reader = f
+	if t != nil {
+		shift = t.from.Lines
+	}
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".csv":
-		var r io.Reader = f
+		if t != nil {
+			// the header, then the rows after the earlier read's
+			r, shift = io.MultiReader(bytes.NewReader(t.from.Header), f), shift-1
+		}
 		switch strings.ToLower(encoding) {
 		case "", UTF8, "utf8":
 		case GBK:
-			r = simplifiedchinese.GBK.NewDecoder().Reader(f)
+			r = simplifiedchinese.GBK.NewDecoder().Reader(r)
 		default:
 			bad(0, "unknown encoding %q (want utf-8 or gbk)", encoding)
-			return nil
+			return SourceFile{}, nil
 		}
-		return readCSV(r, fn, bad)
+		err = readCSV(r, shift, fn, bad)
 	case ".jsonl", ".ndjson":
-		return readJSONL(f, fn, bad)
+		err = readJSONL(r, shift, fn, bad)
+	default:
+		bad(0, "unknown file type %q: want .csv or .jsonl", filepath.Ext(path))
+		return SourceFile{}, nil
 	}
-	bad(0, "unknown file type %q: want .csv or .jsonl", filepath.Ext(path))
-	return nil
-}
-
-// countingReader adds the bytes it reads to *n.
-type countingReader struct {
-	r io.Reader
-	n *int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.n += int64(n)
-	return n, err
+	return f.source(), err
 }
 
 // skipBOM drops a UTF-8 byte-order mark.
@@ -136,8 +140,10 @@ func skipBOM(r io.Reader) *bufio.Reader {
 // the common case, are split at their commas here, as encoding/csv splits
 // them, and much faster; from the first line with a quote on (or one longer
 // than the read buffer), encoding/csv reads the rest of the file, through
-// readCSVReference. The header is always gocsv's to map.
-func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
+// readCSVReference. The header is always gocsv's to map. Lines after the
+// header are shifted by shift, for input that goes on from the header at
+// line shift+2 of the file.
+func readCSV(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 	br := skipBOM(r)
 	first, err := br.ReadSlice('\n')
 	header := plainLine(first)
@@ -148,14 +154,14 @@ func readCSV(r io.Reader, fn rowFunc, bad badFunc) error {
 	}
 	if !ok {
 		// the reference reads it all, and says what is wrong with a bad header
-		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, 0)
+		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, shift)
 	}
 	header = bytes.Clone(header)
 	var row csvRow
 	cells := row.columns(headers)
 	to := make([]string, 1)
 	record := make([]string, 0, len(headers))
-	for line := 2; ; line++ {
+	for line := 2 + shift; ; line++ {
 		raw, err := br.ReadSlice('\n')
 		if len(raw) == 0 && err == io.EOF {
 			return nil
@@ -480,10 +486,13 @@ func csvError(err error) string {
 // body and ext of 5 KB and hundreds of recipients fit many times over.
 const maxLine = 4 << 20
 
-func readJSONL(r io.Reader, fn rowFunc, bad badFunc) error {
-	sc := bufio.NewScanner(skipBOM(r))
+func readJSONL(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
+	if shift == 0 {
+		r = skipBOM(r)
+	}
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
-	line := 0
+	line := shift
 	var to []string
 	for sc.Scan() {
 		line++

@@ -31,7 +31,7 @@ func readRows(t *testing.T, path, encoding string) ([]readRow, []string) {
 	t.Helper()
 	var rows []readRow
 	var probs []string
-	err := readFile(path, encoding, new(int64), func(line int, f *fields, to []string) error {
+	_, err := readFile(path, encoding, nil, new(int64), func(line int, f *fields, to []string) error {
 		rows = append(rows, readRow{line: line, to: strings.Join(to, "|"), msg: f.Msg.V, from: f.From.V, hasFrom: f.From.OK})
 		return nil
 	}, func(line int, format string, args ...any) {

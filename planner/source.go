@@ -1,0 +1,260 @@
+package planner
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding"
+	"encoding/json"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// Source is what one read of a campaign read: each file's bytes, as many
+// as were read, and a digest of everything else that shapes the
+// deliveries (the --message defaults, the encoding, the files folder, the
+// ext reserve) and the attachments the rows named. A run keeps it in the
+// ledger once the campaign is complete; Since compares the files with it,
+// so that a rerun of unchanged files reads no row, and a rerun of files
+// only appended to reads only what was appended.
+type Source struct {
+	Options     [32]byte           `json:"options"`
+	Files       []SourceFile       `json:"files"`
+	Attachments []SourceAttachment `json:"attachments,omitempty"`
+}
+
+// SourceFile is one campaign file as a read found it.
+type SourceFile struct {
+	Path  string   `json:"path"` // absolute
+	Size  int64    `json:"size"` // bytes read
+	Sum   [32]byte `json:"sha256"`
+	Lines int      `json:"lines"` // line ends in those bytes
+	// Header is a CSV file's first line, its line end included, when it
+	// holds no quote: what a read of the appended rows alone maps them
+	// by. nil where the rows cannot be read without the whole file.
+	Header []byte `json:"header,omitempty"`
+}
+
+// SourceAttachment is a file the rows name, by its content's digest.
+type SourceAttachment struct {
+	Path string   `json:"path"`
+	Sum  [32]byte `json:"sha256"`
+}
+
+// Equal reports whether s and o read the same bytes.
+func (s *Source) Equal(o *Source) bool {
+	a, _ := json.Marshal(s)
+	b, _ := json.Marshal(o)
+	return bytes.Equal(a, b)
+}
+
+// ParseSource reads a Source kept as Marshal wrote it.
+func ParseSource(b []byte) (*Source, error) {
+	var s Source
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Marshal encodes s for the ledger.
+func (s *Source) Marshal() []byte {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// tail is where a read of a campaign file starts: past the bytes an
+// earlier read read, which the file still begins with.
+type tail struct {
+	from  SourceFile // what the earlier read read
+	state []byte     // the SHA-256 state after those bytes
+	same  bool       // nothing was appended: the file is not read at all
+}
+
+// Since compares the campaign's files with old, what an earlier read of
+// them read. It returns the campaign that reads only what was appended to
+// the files since (Unchanged says when that is nothing), or nil when any
+// file changed otherwise, or the options or an attachment did: then the
+// whole campaign must be read again. A file that cannot be read gives nil
+// too, and the full read says what is wrong with it.
+func (c *Campaign) Since(old *Source) *Campaign {
+	if old == nil || old.Options != c.optionsSum || len(old.Files) != len(c.opts.Files) {
+		return nil
+	}
+	for _, a := range old.Attachments {
+		if sum, _, err := fileSum(a.Path); err != nil || sum != a.Sum {
+			return nil
+		}
+	}
+	tails := make([]tail, len(old.Files))
+	for i, file := range c.opts.Files {
+		t, ok := tailOf(file, old.Files[i])
+		if !ok {
+			return nil
+		}
+		tails[i] = t
+	}
+	tc := *c
+	tc.tails, tc.since = tails, old
+	return &tc
+}
+
+// Unchanged reports whether the campaign is one Since returned, and no
+// file has anything to read.
+func (c *Campaign) Unchanged() bool {
+	if c.since == nil {
+		return false
+	}
+	for _, t := range c.tails {
+		if !t.same {
+			return false
+		}
+	}
+	return true
+}
+
+// tailOf checks that file still begins with the bytes of old, and says
+// where a read of what follows them starts.
+func tailOf(file string, old SourceFile) (tail, bool) {
+	abs, err := filepath.Abs(file)
+	if err != nil || abs != old.Path {
+		return tail{}, false
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return tail{}, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() < old.Size {
+		return tail{}, false
+	}
+	h := sha256.New()
+	last := &lastByte{w: h}
+	if n, err := io.CopyN(last, f, old.Size); err != nil || n != old.Size || [32]byte(h.Sum(nil)) != old.Sum {
+		return tail{}, false
+	}
+	if fi.Size() == old.Size {
+		return tail{from: old, same: true}, true
+	}
+	// Rows go on after a line end; a CSV file's need its header.
+	csvFile := filepath.Ext(file) != ".jsonl" && filepath.Ext(file) != ".ndjson"
+	if (old.Size > 0 && last.b != '\n') || (csvFile && old.Header == nil) {
+		return tail{}, false
+	}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return tail{}, false
+	}
+	return tail{from: old, state: state}, true
+}
+
+// lastByte passes writes on, remembering the last byte written.
+type lastByte struct {
+	w io.Writer
+	b byte
+}
+
+func (l *lastByte) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		l.b = p[len(p)-1]
+	}
+	return l.w.Write(p)
+}
+
+// sourceReader reads a campaign file as a read takes it in: it hashes
+// and counts the bytes, keeps the first line, and adds the bytes read to
+// a scan's progress.
+type sourceReader struct {
+	r      io.Reader
+	sum    hash.Hash
+	file   SourceFile
+	header []byte // the first line, while it is read
+	inHead bool
+	read   *int64
+}
+
+// maxHeader is the longest first line a Source keeps.
+const maxHeader = 64 << 10
+
+// newSourceReader reads f from its start, or, with t, from where t's
+// earlier read ended (f is moved there).
+func newSourceReader(f *os.File, path string, t *tail, read *int64) (*sourceReader, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &sourceReader{r: f, sum: sha256.New(), file: SourceFile{Path: abs}, inHead: true, read: read}
+	if t != nil {
+		if err := s.sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(t.state); err != nil {
+			return nil, err
+		}
+		if _, err := f.Seek(t.from.Size, io.SeekStart); err != nil {
+			return nil, err
+		}
+		s.file = t.from
+		s.inHead = false
+	}
+	return s, nil
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	b := p[:n]
+	s.sum.Write(b)
+	s.file.Size += int64(n)
+	s.file.Lines += bytes.Count(b, []byte("\n"))
+	*s.read += int64(n)
+	if s.inHead {
+		end := bytes.IndexByte(b, '\n')
+		if end >= 0 {
+			b = b[:end+1]
+		}
+		s.header = append(s.header, b...)
+		if end >= 0 || len(s.header) > maxHeader {
+			s.inHead = false
+			if end >= 0 && len(s.header) <= maxHeader && bytes.IndexByte(s.header, '"') < 0 {
+				s.file.Header = s.header
+			}
+		}
+	}
+	return n, err
+}
+
+// source is what the reader read of its file.
+func (s *sourceReader) source() SourceFile {
+	f := s.file
+	f.Sum = [32]byte(s.sum.Sum(nil))
+	return f
+}
+
+// sourceOf is the Source of a read: the files as read, and the
+// attachments its messages name, with those of the read it went on from.
+func (c *Campaign) sourceOf(files []SourceFile, groups map[Key]*group) *Source {
+	s := &Source{Options: c.optionsSum, Files: files}
+	seen := map[string]bool{}
+	add := func(a SourceAttachment) {
+		if !seen[a.Path] {
+			seen[a.Path] = true
+			s.Attachments = append(s.Attachments, a)
+		}
+	}
+	if c.since != nil {
+		for _, a := range c.since.Attachments {
+			add(a)
+		}
+	}
+	for _, g := range groups {
+		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
+			if a.Path != "" {
+				add(SourceAttachment{Path: a.Path, Sum: a.Sum})
+			}
+		}
+	}
+	slices.SortFunc(s.Attachments, func(a, b SourceAttachment) int {
+		return bytes.Compare([]byte(a.Path), []byte(b.Path))
+	})
+	return s
+}
