@@ -20,6 +20,7 @@ var (
 	bucketMessages  = []byte("messages")
 	bucketInfo      = []byte("info")
 	keyPlanned      = []byte("planned")
+	keyComplete     = []byte("complete")
 	bucketFormat    = []byte("imcast")
 	keyFormat       = []byte("format")
 )
@@ -380,6 +381,29 @@ func (c *Campaign) Planned() (int64, error) {
 	v, err := c.get(bucketInfo, keyPlanned)
 	n, _ := binary.Uvarint(v)
 	return int64(n), err
+}
+
+// SetComplete records that every delivery of the campaign's files, as
+// what (a description of them that the ledger does not read) describes
+// them, is sent; nil says no longer. A run that sends clears it first, so
+// that while it is set no run of the campaign has been begun since, and
+// none has left a batch in flight.
+func (c *Campaign) SetComplete(what []byte) error {
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketInfo)
+		if err != nil {
+			return err
+		}
+		if what == nil {
+			return b.Delete(keyComplete)
+		}
+		return b.Put(keyComplete, what)
+	})
+}
+
+// Complete returns what SetComplete recorded, nil if nothing.
+func (c *Campaign) Complete() ([]byte, error) {
+	return c.get(bucketInfo, keyComplete)
 }
 
 // Message returns the message JSON stored for digest, nil if none.

@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -21,6 +22,7 @@ type Store interface {
 	Campaigns() ([]string, error)
 	Campaign(name string) *checkpoint.Campaign
 	Recent(since time.Time, fn func(checkpoint.Record) error) error
+	Find(*checkpoint.Lookup) error
 }
 
 // CampaignConfig says how to run a campaign.
@@ -43,6 +45,9 @@ type Result struct {
 	// and as uncertain and left alone (no ResendUncertain), at the start.
 	AlreadySent, HeldUncertain int64
 	Elapsed                    time.Duration
+	// Unchanged says the files were not read: they are as they were when
+	// every delivery of the campaign was found sent.
+	Unchanged bool
 }
 
 // Complete reports whether every delivery of the campaign is now sent.
@@ -51,12 +56,24 @@ func (r *Result) Complete() bool {
 	return r.HeldUncertain == 0 && sent == r.Plan.Total.Pending
 }
 
-// ledgerState is what the ledger holds of the campaigns a run touches,
+// known is what a run knows of the deliveries the ledger holds.
+type known interface {
+	// state is the delivery's state in campaign name.
+	state(name string, m *planner.Message, to string) (checkpoint.State, error)
+	// elsewhere calls fn with each campaign but own that holds the
+	// delivery as sent, or possibly sent.
+	elsewhere(m *planner.Message, to, own string, fn func(name string))
+}
+
+// ledgerState is all the ledger holds of the campaigns a run touches,
 // read as each is first met.
 type ledgerState struct {
 	store  Store
 	mu     sync.Mutex
 	byName map[string]*checkpoint.Deliveries
+	// every campaign of the ledger, read when others is
+	names  []string
+	states []*checkpoint.Deliveries
 }
 
 // of returns the deliveries of campaign name, readied for a new run:
@@ -75,46 +92,84 @@ func (l *ledgerState) of(name string) (*checkpoint.Deliveries, error) {
 	return d, nil
 }
 
-// elsewhere is every campaign of the ledger, to find deliveries a renamed
-// or copied file, or a report's campaign column edited, would send again
-// under another campaign.
-type elsewhere struct {
-	names  []string
-	states []*checkpoint.Deliveries
-	found  map[string]int64 // deliveries of this run each campaign already holds
+func (l *ledgerState) state(name string, m *planner.Message, to string) (checkpoint.State, error) {
+	d, err := l.of(name)
+	if err != nil {
+		return 0, err
+	}
+	return d.State(string(m.Kind), m.Scope, m.Digest, to), nil
 }
 
-// elsewhere reads every campaign of the ledger, each once: the run's own
-// and those rows name are then read already.
-func (l *ledgerState) elsewhere() (*elsewhere, error) {
+// others reads every campaign of the ledger, each once, to find
+// deliveries a renamed or copied file, or a report's campaign column
+// edited, would send again under another campaign.
+func (l *ledgerState) others() error {
 	names, err := l.store.Campaigns()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	e := &elsewhere{found: map[string]int64{}}
 	for _, name := range names {
 		d, err := l.of(name)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		e.names = append(e.names, name)
-		e.states = append(e.states, d)
+		l.names = append(l.names, name)
+		l.states = append(l.states, d)
 	}
-	return e, nil
+	return nil
 }
 
-// check counts the delivery against each campaign but its own that holds
-// it as sent, or possibly sent.
-func (e *elsewhere) check(m *planner.Message, to, own string) {
-	for i, d := range e.states {
-		if e.names[i] == own {
+func (l *ledgerState) elsewhere(m *planner.Message, to, own string, fn func(string)) {
+	for i, d := range l.states {
+		if l.names[i] == own {
 			continue
 		}
 		switch d.State(string(m.Kind), m.Scope, m.Digest, to) {
 		case checkpoint.Sent, checkpoint.Uncertain:
-			e.found[e.names[i]]++
+			fn(l.names[i])
 		}
 	}
+}
+
+// lookupState is what the ledger holds of chosen deliveries: those of the
+// rows appended to a campaign's files since it was complete.
+type lookupState struct{ l *checkpoint.Lookup }
+
+func (k lookupState) state(name string, m *planner.Message, to string) (checkpoint.State, error) {
+	return k.l.State(name, string(m.Kind), m.Scope, m.Digest, to), nil
+}
+
+func (k lookupState) elsewhere(m *planner.Message, to, own string, fn func(string)) {
+	for _, name := range k.l.Campaigns() {
+		if name == own {
+			continue
+		}
+		switch k.l.State(name, string(m.Kind), m.Scope, m.Digest, to) {
+		case checkpoint.Sent, checkpoint.Uncertain:
+			fn(name)
+		}
+	}
+}
+
+// completion is what the ledger keeps of a campaign every delivery of
+// which is sent: the files as the run that found it so read them.
+type completion struct {
+	Named  bool            `json:"named"`
+	Source *planner.Source `json:"source"`
+}
+
+// completed returns the completion the ledger holds for the campaign, if
+// it was recorded by a run like this one; nil if none.
+func completed(store Store, cfg CampaignConfig) (*completion, error) {
+	b, err := store.Campaign(cfg.Campaign).Complete()
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var c completion
+	if json.Unmarshal(b, &c) != nil || c.Source == nil || c.Named != cfg.Named {
+		return nil, nil // read all again: never worse than slower
+	}
+	return &c, nil
 }
 
 // RunCampaign runs what the ledger has not yet recorded as sent: it marks
@@ -127,6 +182,11 @@ func (e *elsewhere) check(m *planner.Message, to, own string) {
 // (a report fed back) unless cfg.Named. Without cfg.Named, a run whose
 // deliveries another campaign of the ledger already holds as sent (a
 // renamed or copied file) sends nothing and returns a *SentElsewhereError.
+//
+// When a run leaves every delivery sent, the ledger keeps what it read of
+// the files. The next run then reads no row if they are unchanged, and only
+// the rows appended if that is all that changed, looking those up in the
+// ledger without reading all it holds.
 func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Result, error) {
 	if cfg.Campaign == "" {
 		return nil, fmt.Errorf("no campaign name")
@@ -147,16 +207,50 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	}); err != nil {
 		return nil, err
 	}
-	ledger := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
-	own, err := ledger.of(cfg.Campaign)
+	res := &Result{}
+	var (
+		ledger  known
+		read    = camp          // what this run reads of the files
+		check   *planner.Source // with read of the appended rows: what the first read of them read
+		planned int64           // with check: the deliveries the campaign held before
+	)
+	prior, err := completed(store, cfg)
 	if err != nil {
 		return nil, err
 	}
-	var others *elsewhere
-	if !cfg.Named {
-		if others, err = ledger.elsewhere(); err != nil {
+	if tc := camp.Since(prior.source()); tc != nil {
+		planned, err = store.Campaign(cfg.Campaign).Planned()
+		if err != nil {
 			return nil, err
 		}
+		if tc.Unchanged() {
+			return unchanged(camp, planned, cfg), nil
+		}
+		// Read the appended rows once to learn which deliveries to look
+		// up; the read that plans them must then read the same bytes.
+		look := checkpoint.NewLookup()
+		first, err := tc.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
+			look.Add(string(m.Kind), m.Scope, m.Digest, to)
+			return true, nil
+		}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.Find(look); err != nil {
+			return nil, err
+		}
+		ledger, read, check = lookupState{look}, tc, first.Source
+	} else {
+		ls := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
+		if _, err := ls.of(cfg.Campaign); err != nil {
+			return nil, err
+		}
+		if !cfg.Named {
+			if err := ls.others(); err != nil {
+				return nil, err
+			}
+		}
+		ledger = ls
 	}
 	// toSend says whether a delivery in state st is sent by this run.
 	toSend := func(st checkpoint.State) bool {
@@ -169,14 +263,10 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		return true
 	}
 	state := func(m *planner.Message, to string) (checkpoint.State, error) {
-		d := own
-		if name := cfg.campaignOf(m); name != cfg.Campaign {
-			var err error
-			if d, err = ledger.of(name); err != nil {
-				return 0, err
-			}
+		st, err := ledger.state(cfg.campaignOf(m), m, to)
+		if err != nil {
+			return 0, err
 		}
-		st := d.State(string(m.Kind), m.Scope, m.Digest, to)
 		if st == checkpoint.Pending && !cfg.Named {
 			// a report fed back to a ledger that does not know the
 			// delivery: what the report says it was stands
@@ -189,8 +279,8 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		}
 		return st, nil
 	}
-	res := &Result{}
-	planned := map[string]int64{}
+	counts := map[string]int64{} // deliveries read, by campaign
+	found := map[string]int64{}  // of those to send, held by another campaign
 	// One read of the files validates the campaign and spools what is to
 	// be sent: the run sends exactly that, whatever the files hold later.
 	spool, err := planner.NewSpool(cfg.SpoolDir)
@@ -198,11 +288,17 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		return nil, err
 	}
 	defer spool.Close()
-	plan, err := camp.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
-		planned[cfg.campaignOf(m)]++
+	plan, err := read.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
+		name := cfg.campaignOf(m)
 		st, err := state(m, to)
 		if err != nil {
 			return false, err
+		}
+		switch {
+		case check == nil || name != cfg.Campaign:
+			counts[name]++
+		case st == checkpoint.Pending || st == checkpoint.Failed:
+			counts[name]++ // new to the campaign, most likely
 		}
 		switch {
 		case st == checkpoint.Sent:
@@ -211,21 +307,30 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 			res.HeldUncertain++
 		}
 		send := toSend(st)
-		if send && others != nil {
-			others.check(m, to, cfg.campaignOf(m))
+		if send && !cfg.Named {
+			ledger.elsewhere(m, to, name, func(other string) { found[other]++ })
 		}
 		return send, nil
 	}, spool)
 	if err != nil {
 		return nil, err
 	}
-	if others != nil && len(others.found) > 0 {
-		return nil, &SentElsewhereError{Campaign: cfg.Campaign, Found: others.found}
+	if check != nil && !plan.Source.Equal(check) {
+		return nil, fmt.Errorf("the campaign files changed while they were read: nothing was sent; run again")
+	}
+	if len(found) > 0 {
+		return nil, &SentElsewhereError{Campaign: cfg.Campaign, Found: found}
+	}
+	if check != nil {
+		// the rows before were all sent, and the ledger holds their count
+		counts[cfg.Campaign] += planned
+		res.AlreadySent = max(res.AlreadySent, planned)
 	}
 	res.Plan = plan
-	for _, name := range slices.Sorted(maps.Keys(planned)) {
+	touched := slices.Sorted(maps.Keys(counts))
+	for _, name := range touched {
 		c := store.Campaign(name)
-		n := planned[name]
+		n := counts[name]
 		if name != cfg.Campaign {
 			// a report fed back holds a part of its campaign only
 			old, err := c.Planned()
@@ -236,6 +341,14 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		}
 		if err := c.SetPlanned(n); err != nil {
 			return nil, err
+		}
+	}
+	if plan.Total.Pending > 0 {
+		// sending: no campaign it sends into is complete until it ends
+		for _, name := range touched {
+			if err := store.Campaign(name).SetComplete(nil); err != nil {
+				return nil, err
+			}
 		}
 	}
 	cfg.Kinds = nil
@@ -261,7 +374,33 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	start := time.Now()
 	res.Progress, err = Run(ctx, cfg.Config, src, sender, store)
 	res.Elapsed = time.Since(start)
+	if err == nil && res.Complete() {
+		b, _ := json.Marshal(completion{Named: cfg.Named, Source: plan.Source})
+		if err := store.Campaign(cfg.Campaign).SetComplete(b); err != nil {
+			return res, err
+		}
+	}
 	return res, err
+}
+
+func (c *completion) source() *planner.Source {
+	if c == nil {
+		return nil
+	}
+	return c.Source
+}
+
+// unchanged is the result of a run of files unchanged since every delivery
+// of the campaign was sent: nothing read, nothing to send.
+func unchanged(camp *planner.Campaign, planned int64, cfg CampaignConfig) *Result {
+	plan := camp.Unread()
+	if cfg.Started != nil {
+		cfg.Started(plan)
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = NewProgress(chatapi.Kinds)
+	}
+	return &Result{Plan: plan, Progress: cfg.Progress, AlreadySent: planned, Unchanged: true}
 }
 
 // The ledger and the API client are what a run needs.

@@ -164,6 +164,12 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 	return p, nil
 }
 
+// Unread is the plan of a campaign Since found unchanged, whose files are
+// not read: nothing to send.
+func (c *Campaign) Unread() *Plan {
+	return &Plan{Files: c.opts.Files, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}, Source: c.since}
+}
+
 // roundForShow rounds d to what a reader can use: seconds past a minute,
 // hundredths past a second.
 func roundForShow(d time.Duration) time.Duration {

@@ -47,13 +47,16 @@ type Summary struct {
 	HeldUncertain int64         `json:"held_uncertain"` // uncertain before this run and not resent
 	Seconds       float64       `json:"elapsed_seconds"`
 	Complete      bool          `json:"complete"` // every delivery of the campaign is sent
+	// Unchanged: the files are as they were when every delivery was found
+	// sent, and no row was read.
+	Unchanged bool `json:"files_unchanged"`
 }
 
 // NewSummary sums up a campaign run.
 func NewSummary(campaign string, res *job.Result) Summary {
 	s := Summary{Event: "summary", Campaign: campaign, Total: KindSummary{Kind: "total"},
 		AlreadySent: res.AlreadySent, HeldUncertain: res.HeldUncertain,
-		Seconds: res.Elapsed.Seconds(), Complete: res.Complete()}
+		Seconds: res.Elapsed.Seconds(), Complete: res.Complete(), Unchanged: res.Unchanged}
 	for _, kp := range res.Plan.Kinds {
 		ks := KindSummary{Kind: kp.Kind, Planned: kp.Recipients, ToSend: kp.Pending}
 		if c := res.Progress.Kind(chatapi.Kind(kp.Kind)); c != nil {
@@ -90,6 +93,9 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	switch {
+	case s.Complete && s.Unchanged:
+		_, err := fmt.Fprintln(w, "every delivery is sent: the files are unchanged since, and no row was read")
+		return err
 	case s.Complete:
 		_, err := fmt.Fprintln(w, "every delivery is sent")
 		return err
