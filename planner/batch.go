@@ -50,7 +50,12 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 		opened = map[Key]*open{}
 	}
 	var prog progress
-	set := newDeliverySet(func() int { return prog.expect(int(r.rows)) })
+	dir := ""
+	if spool != nil {
+		dir = spool.dir
+	}
+	set := newDeliverySet(func() int { return prog.expect(int(r.rows)) }, dir)
+	defer set.close()
 	// add counts one delivery, new says whether it is the first of its
 	// message and recipient.
 	add := func(m *Message, to string, new bool) error {
@@ -97,8 +102,13 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 	// each waiting for memory in turn.
 	var batch []delivery
 	flush := func() error {
-		set.addAll(batch)
+		if err := set.addAll(batch); err != nil {
+			return err
+		}
 		for _, d := range batch {
+			if d.spilled {
+				continue // its verdict comes once the read ends
+			}
 			if err := add(d.m, d.to, d.new); err != nil {
 				return err
 			}
@@ -115,6 +125,9 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 	})
 	if err == nil {
 		err = flush()
+	}
+	if err == nil {
+		err = set.replay(ctx, add)
 	}
 	if err != nil {
 		return nil, err

@@ -252,28 +252,35 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([
 // deliverySet remembers deliveries by a 64-bit hash of message and
 // recipient: 10 million take 128 MB. Two deliveries whose hashes collide
 // (odds of about 3 in a million for 10 million deliveries) count as one.
+// Past what dedupSlots holds, deliveries not in memory go to a spill on
+// disk in dir, whose verdicts come once the read ends (see spill).
 type deliverySet struct {
-	seed maphash.Seed
-	seen *hashSet
+	seed  maphash.Seed
+	seen  *hashSet
+	limit int // hashes seen may hold
+	dir   string
+	spill *spill
 }
 
 // newDeliverySet makes an empty set; expect, if set, says how many
 // deliveries it will hold in the end (see hashSet).
-func newDeliverySet(expect func() int) *deliverySet {
+func newDeliverySet(expect func() int, dir string) *deliverySet {
 	seen := newHashSet(0)
-	seen.expect = expect
-	return &deliverySet{seed: maphash.MakeSeed(), seen: seen}
+	seen.expect, seen.max = expect, dedupSlots
+	return &deliverySet{seed: maphash.MakeSeed(), seen: seen, limit: 3 * max(dedupSlots, len(seen.slots)) / 4, dir: dir}
 }
 
-// delivery is one delivery read, and whether it is new to the set.
+// delivery is one delivery read, and whether it is new to the set, or
+// spilled, its verdict to come.
 type delivery struct {
-	m   *Message
-	to  string
-	new bool
+	m       *Message
+	to      string
+	new     bool
+	spilled bool
 }
 
-// addAll adds each delivery of ds and sets its new.
-func (s *deliverySet) addAll(ds []delivery) {
+// addAll adds each delivery of ds and sets its new, or its spilled.
+func (s *deliverySet) addAll(ds []delivery) error {
 	var hs [256]uint64
 	for i := 0; i < len(ds); i += len(hs) {
 		part := ds[i:min(len(ds), i+len(hs))]
@@ -281,10 +288,39 @@ func (s *deliverySet) addAll(ds []delivery) {
 			hs[j] = s.hash(d.m, d.to)
 		}
 		for j := range part {
-			part[j].new = s.seen.add(hs[j])
+			if s.spill == nil && s.seen.n < s.limit {
+				part[j].new = s.seen.add(hs[j])
+				continue
+			}
+			if s.seen.has(hs[j]) {
+				continue // a repeat of one held in memory
+			}
+			if s.spill == nil {
+				var err error
+				if s.spill, err = newSpill(s.dir); err != nil {
+					return err
+				}
+			}
+			part[j].spilled = true
+			if err := s.spill.put(part[j].m, part[j].to, hs[j]); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
+
+// replay gives fn the spilled deliveries, in read order, with their
+// verdicts.
+func (s *deliverySet) replay(ctx context.Context, fn func(m *Message, to string, new bool) error) error {
+	if s.spill == nil {
+		return nil
+	}
+	return s.spill.replay(ctx, fn)
+}
+
+// close removes the spill, if any.
+func (s *deliverySet) close() { s.spill.close() }
 
 func (s *deliverySet) hash(m *Message, to string) uint64 {
 	var h maphash.Hash

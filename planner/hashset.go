@@ -10,6 +10,9 @@ type hashSet struct {
 	// expect, if set, says how many hashes the set will hold in the end,
 	// so that it grows there at once, not by doubling
 	expect func() int
+	// max, if set, is the most slots it grows to (expect notwithstanding);
+	// its user keeps n to 3 in 4 of them
+	max int
 }
 
 // newHashSet makes a set with room for n hashes before it grows.
@@ -63,6 +66,9 @@ func (s *hashSet) grow() {
 		for n := min(s.expect(), 16*s.n); 3*size < 4*n; {
 			size *= 2
 		}
+	}
+	if s.max > 0 {
+		size = max(len(old), min(size, s.max))
 	}
 	s.slots = make([]uint64, size)
 	s.mask = uint64(len(s.slots) - 1)

@@ -22,6 +22,7 @@ import (
 // The file is removed as soon as it is made (where the system allows), so
 // that a run killed at any point leaves nothing behind.
 type Spool struct {
+	dir   string // where it is, and where a read too large for memory spills
 	f     *os.File
 	w     *bufio.Writer
 	size  int64
@@ -40,7 +41,7 @@ func NewSpool(dir string) (*Spool, error) {
 	}
 	// Where an open file cannot be removed, Close removes it.
 	_ = os.Remove(f.Name())
-	return &Spool{f: f, w: bufio.NewWriterSize(f, 1<<20), index: map[Key]uint64{}}, nil
+	return &Spool{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), index: map[Key]uint64{}}, nil
 }
 
 // add appends batch b: its message's number, then its recipients, after
