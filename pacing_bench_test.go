@@ -104,11 +104,12 @@ type pacingMetrics struct {
 	refusing time.Duration // from imcast's first refusal to its last
 }
 
-func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMetrics {
-	dir := b.TempDir()
-	scale := strconv.FormatFloat(pc.scale, 'f', -1, 64)
-	args := append([]string{"fake-server", "--addr", "127.0.0.1:0", "--quota-scale", scale, "--latency", env.latency}, env.serverFlags...)
-	srv := exec.Command(bin, args...)
+// startFakeServer starts `imcast fake-server` on a loopback port, a
+// process of its own stopped when b ends, and returns its base URL and a
+// reader of its stats.
+func startFakeServer(b *testing.B, bin string, flags ...string) (string, func() emulator.Stats) {
+	b.Helper()
+	srv := exec.Command(bin, append([]string{"fake-server", "--addr", "127.0.0.1:0"}, flags...)...)
 	stderr, err := srv.StderrPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -116,7 +117,7 @@ func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMet
 	if err := srv.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
+	b.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	url := ""
 	sc := bufio.NewScanner(stderr)
 	for url == "" && sc.Scan() {
@@ -143,6 +144,14 @@ func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMet
 		}
 		return st
 	}
+	return url, stats
+}
+
+func pacingRun(b *testing.B, bin string, pc pacingCase, env pacingEnv) pacingMetrics {
+	dir := b.TempDir()
+	scale := strconv.FormatFloat(pc.scale, 'f', -1, 64)
+	args := append([]string{"--quota-scale", scale, "--latency", env.latency}, env.serverFlags...)
+	url, stats := startFakeServer(b, bin, args...)
 	lim := stats().Limits[pc.kind]
 	var quota emulator.Quota
 	for _, q := range lim.Quotas {
