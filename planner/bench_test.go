@@ -2,10 +2,12 @@ package planner
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -23,22 +25,32 @@ func BenchmarkPlan(b *testing.B) {
 	if err := os.WriteFile(message, []byte(`{"msg":"Welcome aboard!","from":"shop","ext":{"campaign":"welcome"}}`), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	jsonRow := func(i int) string {
+		return fmt.Sprintf(`{"to":"user%08d","msg":"Hello, your code is %d","from":"shop"}`, i, i/100)
+	}
 	tests := []struct {
 		name    string
 		header  string
 		row     func(i int) string
 		message string
+		ext     string // of the file: .csv unless set
+		ref     bool   // JSON Lines read by encoding/json alone
 	}{
 		{name: "to", header: "to", row: func(i int) string { return fmt.Sprintf("user%08d", i) }, message: message},
 		{name: "to,msg,from", header: "to,msg,from", row: func(i int) string {
 			return fmt.Sprintf("user%08d,\"Hello, your code is %d\",shop", i, i/100)
 		}},
+		{name: "jsonl", row: jsonRow, ext: ".jsonl"},
+		{name: "jsonl by encoding-json", row: jsonRow, ext: ".jsonl", ref: true},
 	}
 	q := defaultQuotas(b)
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
-			file := filepath.Join(dir, tt.name+".csv")
+			ext := cmp.Or(tt.ext, ".csv")
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+ext)
 			writeBenchCSV(b, file, tt.header, benchRows, tt.row)
+			defer func(was bool) { plainRows = was }(plainRows)
+			plainRows = !tt.ref
 			c, err := Open(Options{Files: []string{file}, Message: tt.message})
 			if err != nil {
 				b.Fatal(err)
@@ -66,7 +78,9 @@ func writeBenchCSV(b *testing.B, path, header string, n int, row func(int) strin
 		b.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, header)
+	if header != "" {
+		fmt.Fprintln(w, header)
+	}
 	for i := range n {
 		fmt.Fprintln(w, row(i))
 	}

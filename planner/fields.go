@@ -117,6 +117,9 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 		if raw == nil {
 			return opt{}
 		}
+		if s, ok := plainString(raw); ok {
+			return some(s)
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			bad("%s: want a string, got %s", name, clip(raw))
@@ -164,6 +167,12 @@ func (r *jsonRow) recipients(bad func(format string, args ...any)) []string {
 	}
 	if raw == nil {
 		return nil
+	}
+	if one, ok := plainString(raw); ok {
+		return []string{one}
+	}
+	if many, ok := plainStrings(raw); ok {
+		return many
 	}
 	var one string
 	if err := json.Unmarshal(raw, &one); err == nil {

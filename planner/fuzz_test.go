@@ -135,3 +135,34 @@ func readAll(t *testing.T, data []byte, read func(io.Reader, rowFunc, badFunc) e
 	}
 	return b.String()
 }
+
+// FuzzReadJSONLAgreesWithEncodingJSON checks that readJSONL, reading the
+// common rows itself, reads every input exactly as it does with
+// encoding/json alone: the same rows and fields at the same lines, the
+// same problems.
+func FuzzReadJSONLAgreesWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"to":"u1","msg":"hi"}` + "\n" + `{"kind":"groups","to":["g1","g2"],"msg":"yo"}`,
+		`{ "to" : [ "a" , "b" ] , "restrict_access" : true , "from" : null }`,
+		`{"to":"u1","to":"u2"}` + "\n" + `{"TO":"u1"}` + "\n" + `{"to":"a\"b"}`,
+		`{"to":"u1","ext":{"a":1},"msg":"x"}` + "\n" + `{"to":1}` + "\n" + `{"to":[]}`,
+		`{"to":"u1"} x` + "\n" + `{"to":"u1",}` + "\n" + `{}` + "\n" + `[]` + "\n" + `{"nope":"x"}`,
+		`{"to":"\u00e9","msg":"caf\u00e9"}` + "\n" + `{"to":"é","msg":"\t"}` + "\n" + `{"to":["a",null]}`,
+		`{"recipient":"u1","campaign":"c","state":"sent","message_id":"1","error":"","time":"t"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		read := func(plain bool) string {
+			old := plainRows
+			plainRows = plain
+			defer func() { plainRows = old }()
+			return readAll(t, data, func(r io.Reader, fn rowFunc, bad badFunc) error {
+				return readJSONL(r, 0, fn, bad)
+			})
+		}
+		if fast, ref := read(true), read(false); fast != ref {
+			t.Fatalf("input %q\nread plain:\n%s\nencoding/json:\n%s", data, fast, ref)
+		}
+	})
+}
