@@ -227,7 +227,9 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 			return unchanged(camp, planned, cfg), nil
 		}
 		// Read the appended rows once to learn which deliveries to look
-		// up; the read that plans them must then read the same bytes.
+		// up; the read that plans them then reads the same bytes, no
+		// further (rows appended meanwhile are the next run's), and must
+		// find them unchanged.
 		look := checkpoint.NewLookup()
 		first, err := tc.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
 			look.Add(string(m.Kind), m.Scope, m.Digest, to)
@@ -239,7 +241,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 		if err := store.Find(look); err != nil {
 			return nil, err
 		}
-		ledger, read, check = lookupState{look}, tc, first.Source
+		ledger, read, check = lookupState{look}, tc.Upto(first.Source), first.Source
 	} else {
 		ls := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
 		if _, err := ls.of(cfg.Campaign); err != nil {

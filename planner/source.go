@@ -71,6 +71,7 @@ type tail struct {
 	from  SourceFile // what the earlier read read
 	state []byte     // the SHA-256 state after those bytes
 	same  bool       // nothing was appended: the file is not read at all
+	upto  int64      // if set, the read stops at this size (see Upto)
 }
 
 // Since compares the campaign's files with old, what an earlier read of
@@ -98,6 +99,21 @@ func (c *Campaign) Since(old *Source) *Campaign {
 	}
 	tc := *c
 	tc.tails, tc.since = tails, old
+	return &tc
+}
+
+// Upto returns the campaign, one Since made, that reads no further into
+// each file than s, what a read of it read: a second read of the same rows
+// then reads the same bytes, or fewer if the file was changed meanwhile,
+// never rows appended since.
+func (c *Campaign) Upto(s *Source) *Campaign {
+	tc := *c
+	tc.tails = slices.Clone(c.tails)
+	for i := range tc.tails {
+		if i < len(s.Files) {
+			tc.tails[i].upto = s.Files[i].Size
+		}
+	}
 	return &tc
 }
 
@@ -193,6 +209,9 @@ func newSourceReader(f *os.File, path string, t *tail, read *int64) (*sourceRead
 		}
 		if _, err := f.Seek(t.from.Size, io.SeekStart); err != nil {
 			return nil, err
+		}
+		if t.upto > 0 {
+			s.r = io.LimitReader(f, t.upto-t.from.Size)
 		}
 		s.file = t.from
 		s.inHead = false

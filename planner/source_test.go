@@ -225,3 +225,31 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 		}
 	})
 }
+
+// TestUptoReadsNoFurther checks that a second read of appended rows, made
+// with Upto, reads the bytes of the first and none appended since.
+func TestUptoReadsNoFurther(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "a.csv", "to,msg\nu1,hi\n")
+	c, err := Open(Options{Files: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, first, err := readTos(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, path, "u2,hi\n")
+	tc := c.Since(first.Source)
+	got, p, err := readTos(t, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, path, "u3,hi\n")
+	again, p2, err := readTos(t, tc.Upto(p.Source))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"u2"}) || !slices.Equal(again, got) || !p2.Source.Equal(p.Source) {
+		t.Errorf("reads: %v then %v (same source %v), want [u2] twice from the same bytes", got, again, p2.Source.Equal(p.Source))
+	}
+}
