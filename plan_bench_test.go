@@ -26,15 +26,7 @@ import (
 //
 //	IMCAST_PLAN_ROWS=10000000 go test -run '^$' -bench BenchmarkPlanLarge -benchtime 3x .
 func BenchmarkPlanLarge(b *testing.B) {
-	rows := planRows(b)
-	bin := binary(b)
-	dir := b.TempDir()
-	file := filepath.Join(dir, "users.csv")
-	writeUsersCSV(b, file, rows)
-	message := filepath.Join(dir, "welcome.json")
-	if err := os.WriteFile(message, []byte(`{"msg":"Welcome aboard!","from":"shop"}`), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	bin, rows, file, message := largeCampaign(b)
 	var ours, bare, ourRSS, bareRSS []float64
 	for b.Loop() {
 		secs, rss := measure(b, exec.Command(bin, "plan", "--message", message, file))
@@ -60,9 +52,10 @@ func BenchmarkPlanLarge(b *testing.B) {
 		rows, median(ours)/1e6, median(ourRSS), median(bare)/1e6, median(bareRSS), median(ours)/median(bare))
 }
 
-// planRows is IMCAST_PLAN_ROWS, 1,000,000 if unset.
-func planRows(b *testing.B) int {
-	rows := 1_000_000
+// largeCampaign builds imcast and writes a users CSV of IMCAST_PLAN_ROWS
+// rows (1,000,000 if unset) and a --message file beside it.
+func largeCampaign(b *testing.B) (bin string, rows int, file, message string) {
+	rows = 1_000_000
 	if v := os.Getenv("IMCAST_PLAN_ROWS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
@@ -70,7 +63,15 @@ func planRows(b *testing.B) int {
 		}
 		rows = n
 	}
-	return rows
+	bin = binary(b)
+	dir := b.TempDir()
+	file = filepath.Join(dir, "users.csv")
+	writeUsersCSV(b, file, rows)
+	message = filepath.Join(dir, "welcome.json")
+	if err := os.WriteFile(message, []byte(`{"msg":"Welcome aboard!","from":"shop"}`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return bin, rows, file, message
 }
 
 // BenchmarkRunLargeToFirstCall runs imcast run, a process of its own with
@@ -81,15 +82,8 @@ func planRows(b *testing.B) int {
 //
 //	IMCAST_PLAN_ROWS=100000000 go test -run '^$' -bench BenchmarkRunLargeToFirstCall -benchtime 1x -timeout 60m .
 func BenchmarkRunLargeToFirstCall(b *testing.B) {
-	rows := planRows(b)
-	bin := binary(b)
-	dir := b.TempDir()
-	file := filepath.Join(dir, "users.csv")
-	writeUsersCSV(b, file, rows)
-	message := filepath.Join(dir, "welcome.json")
-	if err := os.WriteFile(message, []byte(`{"msg":"Welcome aboard!","from":"shop"}`), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	bin, rows, file, message := largeCampaign(b)
+	dir := filepath.Dir(file)
 	url, stats := startFakeServer(b, bin)
 	var secs, rss []float64
 	for i := 0; b.Loop(); i++ {

@@ -145,27 +145,11 @@ func (f *firstSend) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, 
 // from the start of the run (ledger read, whole campaign validated) to its
 // first call.
 func BenchmarkResumeToFirstSend(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("IMCAST_RESUME_DELIVERIES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	dir := b.TempDir()
-	path := filepath.Join(dir, "users.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("to,msg\n")
-	for i := range n {
-		fmt.Fprintf(w, "user%08d,welcome\n", i)
-	}
-	w.Flush()
-	f.Close()
+	_, dir, path := usersCampaign(b, "IMCAST_RESUME_DELIVERIES")
 	store, camp := openCampaign(b, dir, path)
 	led := store.Campaign("users")
 	// Record every delivery as sent, as a finished run would have.
-	err = camp.Batches(context.Background(), nil, nil, func(bt planner.Batch) error {
+	err := camp.Batches(context.Background(), nil, nil, func(bt planner.Batch) error {
 		r := &checkpoint.Record{Kind: string(bt.Message.Kind), Digest: bt.Message.Digest, To: bt.To}
 		if err := led.Begin(r); err != nil {
 			return err
@@ -201,6 +185,30 @@ func BenchmarkResumeToFirstSend(b *testing.B) {
 	}
 }
 
+// usersCampaign writes a users CSV of as many rows as the variable env
+// says (default 1 million) in a temporary folder.
+func usersCampaign(b *testing.B, env string) (n int, dir, path string) {
+	n = 1_000_000
+	if v := os.Getenv(env); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	dir = b.TempDir()
+	path = filepath.Join(dir, "users.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("to,msg\n")
+	for i := range n {
+		fmt.Fprintf(w, "user%08d,welcome\n", i)
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		b.Fatal(err)
+	}
+	return n, dir, path
+}
+
 // okSender answers every call as delivered, with a numeric message ID per
 // recipient, and counts the calls and recipients.
 type okSender struct {
@@ -230,23 +238,7 @@ func (s *okSender) reset() { s.calls.Store(0); s.got.Store(0); s.first.Store(0) 
 // row appended, the time to its first call, and the deliveries sent (1).
 // It also reports the ledger's bytes per delivery.
 func BenchmarkRerunOfCompleteCampaign(b *testing.B) {
-	n := 1_000_000
-	if v := os.Getenv("IMCAST_RERUN_DELIVERIES"); v != "" {
-		n, _ = strconv.Atoi(v)
-	}
-	dir := b.TempDir()
-	path := filepath.Join(dir, "users.csv")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("to,msg\n")
-	for i := range n {
-		fmt.Fprintf(w, "user%08d,welcome\n", i)
-	}
-	w.Flush()
-	f.Close()
+	n, dir, path := usersCampaign(b, "IMCAST_RERUN_DELIVERIES")
 	store, camp := openCampaign(b, dir, path)
 	fast, _ := planner.NewQuotas(10000, nil)
 	sender := &okSender{}

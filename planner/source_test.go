@@ -22,6 +22,20 @@ func readTos(t *testing.T, c *Campaign) ([]string, *Plan, error) {
 	return tos, p, err
 }
 
+// readFirst opens a campaign that must be valid and reads it once.
+func readFirst(t *testing.T, opts Options) (*Campaign, *Plan) {
+	t.Helper()
+	c, err := Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := readTos(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
 func appendTo(t *testing.T, path, text string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -58,14 +72,7 @@ func TestSinceReadsOnlyWhatWasAppended(t *testing.T) {
 			}
 			path := writeFile(t, t.TempDir(), tt.file, start)
 			opts := Options{Files: []string{path}, Encoding: tt.encoding}
-			c, err := Open(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, first, err := readTos(t, c)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, first := readFirst(t, opts)
 			if tc := c.Since(first.Source); tc == nil || !tc.Unchanged() {
 				t.Fatalf("Since, nothing appended: got %v, want an unchanged campaign", tc)
 			}
@@ -113,16 +120,9 @@ func TestSinceNamesTheLinesOfAppendedProblems(t *testing.T) {
 				bad = `{"to":"u3","msg":"hi"}` + "\n" + `{"to":"u4","type":"nope"}` + "\n"
 			}
 			path := writeFile(t, t.TempDir(), file, start)
-			c, err := Open(Options{Files: []string{path}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, first, err := readTos(t, c)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, first := readFirst(t, Options{Files: []string{path}})
 			appendTo(t, path, bad)
-			_, _, err = readTos(t, c.Since(first.Source))
+			_, _, err := readTos(t, c.Since(first.Source))
 			_, _, fullErr := readTos(t, c)
 			got, want := problemStrings(t, err), problemStrings(t, fullErr)
 			if len(want) != 1 || !strings.HasPrefix(want[0], path+":5: ") {
@@ -170,14 +170,7 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 			dir := t.TempDir()
 			path := writeFile(t, dir, "a.csv", start)
 			writeFile(t, dir, "pic.png", "a picture")
-			c, err := Open(Options{Files: []string{path}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, first, err := readTos(t, c)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, first := readFirst(t, Options{Files: []string{path}})
 			opts := tt.change(t, dir, path)
 			if opts.Files == nil {
 				opts.Files = []string{path}
@@ -193,14 +186,7 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 	}
 	t.Run("appended to a line with no end", func(t *testing.T) {
 		path := writeFile(t, t.TempDir(), "a.csv", "to,msg\nu1,hi\nu2,hi")
-		c, err := Open(Options{Files: []string{path}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, first, err := readTos(t, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, first := readFirst(t, Options{Files: []string{path}})
 		appendTo(t, path, "3,hi\n") // u2 becomes u23
 		if tc := c.Since(first.Source); tc != nil {
 			t.Errorf("Since: got a campaign of tails, want nil")
@@ -208,14 +194,7 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 	})
 	t.Run("a quoted header", func(t *testing.T) {
 		path := writeFile(t, t.TempDir(), "a.csv", "\"to\",msg\nu1,hi\n")
-		c, err := Open(Options{Files: []string{path}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, first, err := readTos(t, c)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, first := readFirst(t, Options{Files: []string{path}})
 		if tc := c.Since(first.Source); tc == nil || !tc.Unchanged() {
 			t.Errorf("Since, unchanged: got %v, want unchanged", tc)
 		}
@@ -230,14 +209,7 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 // with Upto, reads the bytes of the first and none appended since.
 func TestUptoReadsNoFurther(t *testing.T) {
 	path := writeFile(t, t.TempDir(), "a.csv", "to,msg\nu1,hi\n")
-	c, err := Open(Options{Files: []string{path}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, first, err := readTos(t, c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, first := readFirst(t, Options{Files: []string{path}})
 	appendTo(t, path, "u2,hi\n")
 	tc := c.Since(first.Source)
 	got, p, err := readTos(t, tc)

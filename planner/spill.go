@@ -37,16 +37,19 @@ type spill struct {
 	buf   []byte
 }
 
-// tempFile is a buffered file removed as soon as it is made (see NewSpool).
+// tempFile is a buffered file in dir, named by pattern (see
+// os.CreateTemp), removed as soon as it is made so that a process killed
+// at any point leaves nothing behind; where an open file cannot be
+// removed, its close removes it.
 type tempFile struct {
 	f *os.File
 	w *bufio.Writer
 }
 
-func newTempFile(dir string, buf int) (*tempFile, error) {
-	f, err := os.CreateTemp(dir, ".imcast-spill-*")
+func newTempFile(dir, pattern string, buf int) (*tempFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
-		return nil, fmt.Errorf("spill the deliveries to disk: %w", err)
+		return nil, err
 	}
 	_ = os.Remove(f.Name())
 	return &tempFile{f: f, w: bufio.NewWriterSize(f, buf)}, nil
@@ -73,13 +76,13 @@ func (t *tempFile) close() {
 func newSpill(dir string) (*spill, error) {
 	s := &spill{dir: dir, index: map[*Message]uint32{}}
 	var err error
-	if s.log, err = newTempFile(dir, 1<<20); err != nil {
-		return nil, err
+	if s.log, err = newTempFile(dir, ".imcast-spill-*", 1<<20); err != nil {
+		return nil, fmt.Errorf("spill the deliveries to disk: %w", err)
 	}
 	for i := range s.parts {
-		if s.parts[i], err = newTempFile(dir, 64<<10); err != nil {
+		if s.parts[i], err = newTempFile(dir, ".imcast-spill-*", 64<<10); err != nil {
 			s.close()
-			return nil, err
+			return nil, fmt.Errorf("spill the deliveries to disk: %w", err)
 		}
 	}
 	return s, nil

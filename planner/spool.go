@@ -35,13 +35,11 @@ type Spool struct {
 // NewSpool makes an empty spool in dir ("" for the system's temporary
 // folder).
 func NewSpool(dir string) (*Spool, error) {
-	f, err := os.CreateTemp(dir, ".imcast-spool-*")
+	t, err := newTempFile(dir, ".imcast-spool-*", 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("spool the plan: %w", err)
 	}
-	// Where an open file cannot be removed, Close removes it.
-	_ = os.Remove(f.Name())
-	return &Spool{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20), index: map[Key]uint64{}}, nil
+	return &Spool{dir: dir, f: t.f, w: t.w, index: map[Key]uint64{}}, nil
 }
 
 // add appends batch b: its message's number, then its recipients, after
