@@ -63,10 +63,11 @@ func (m *Message) Key() Key { return Key{m.Campaign, m.Digest} }
 
 // Attachment is a local file a message carries.
 type Attachment struct {
-	Name string   // as the row names it, relative to its folder
-	Path string   // absolute, symlinks resolved; "" for none
-	Sum  [32]byte // SHA-256 of the content: the same picture under another name is the same message
-	Size int64    // bytes
+	Name  string   // as the row names it, relative to its folder
+	Named string   // absolute, symlinks not resolved: the way the row reaches it
+	Path  string   // absolute, symlinks resolved; "" for none
+	Sum   [32]byte // SHA-256 of the content: the same picture under another name is the same message
+	Size  int64    // bytes
 }
 
 var (
@@ -384,9 +385,10 @@ func attach(key, name, base string, bad func(string, ...any)) Attachment {
 	if filepath.IsAbs(name) || filepath.VolumeName(name) != "" {
 		return fail("an absolute path; name the file relative to the folder %s", base)
 	}
-	root, err := filepath.Abs(base)
+	abs, err := filepath.Abs(base)
+	root := abs
 	if err == nil {
-		root, err = filepath.EvalSymlinks(root)
+		root, err = filepath.EvalSymlinks(abs)
 	}
 	if err != nil {
 		return fail("%s", errText(err))
@@ -411,7 +413,7 @@ func attach(key, name, base string, bad func(string, ...any)) Attachment {
 	if err != nil {
 		return fail("%v", err)
 	}
-	return Attachment{Name: name, Path: path, Sum: sum, Size: size}
+	return Attachment{Name: name, Named: filepath.Join(abs, name), Path: path, Sum: sum, Size: size}
 }
 
 // inside reports whether path is dir or below it; both are clean and

@@ -500,7 +500,8 @@ func readJSONL(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 	var to []string
 	for sc.Scan() {
 		line++
-		text := bytes.TrimSpace(sc.Bytes())
+		// JSON's white space only: encoding/json takes no other
+		text := bytes.Trim(sc.Bytes(), " \t\r\n")
 		if len(text) == 0 {
 			continue
 		}

@@ -529,3 +529,23 @@ func TestReadToAndRecipient(t *testing.T) {
 		})
 	}
 }
+
+// TestReadJSONLTakesJSONWhiteSpaceOnly checks that a line wrapped in white
+// space JSON does not know (a vertical tab, a form feed, a no-break or an
+// ideographic space, a line separator) is a problem, as encoding/json says,
+// and JSON's own white space is not.
+func TestReadJSONLTakesJSONWhiteSpaceOnly(t *testing.T) {
+	row := `{"to":"u1","msg":"hi"}`
+	dir := t.TempDir()
+	for i, wrap := range []string{"\v", "\f", "\u00a0", "\u3000", "\u2028"} {
+		path := writeFile(t, dir, fmt.Sprintf("w%d.jsonl", i), wrap+row+"\n"+row+wrap+"\n")
+		rows, probs := readRows(t, path, "")
+		if len(rows) != 0 || len(probs) != 2 {
+			t.Errorf("%q around a row: %d rows, problems %q; want none read, 2 problems", wrap, len(rows), probs)
+		}
+	}
+	path := writeFile(t, dir, "ok.jsonl", " \t"+row+"\t \r\n")
+	if rows, probs := readRows(t, path, ""); len(rows) != 1 || len(probs) != 0 {
+		t.Errorf("JSON white space around a row: %d rows, problems %q; want 1 and none", len(rows), probs)
+	}
+}

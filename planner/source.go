@@ -2,6 +2,7 @@ package planner
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Source is what one read of a campaign read: each file's bytes, as many
@@ -37,10 +39,12 @@ type SourceFile struct {
 	Header []byte `json:"header,omitempty"`
 }
 
-// SourceAttachment is a file the rows name, by its content's digest.
+// SourceAttachment is a file the rows name: the way they reach it, where
+// that led, and its content's digest.
 type SourceAttachment struct {
-	Path string   `json:"path"`
-	Sum  [32]byte `json:"sha256"`
+	Named string   `json:"named"` // absolute, symlinks not resolved
+	Path  string   `json:"path"`  // Named with its symlinks resolved
+	Sum   [32]byte `json:"sha256"`
 }
 
 // Equal reports whether s and o read the same bytes.
@@ -85,6 +89,11 @@ func (c *Campaign) Since(old *Source) *Campaign {
 		return nil
 	}
 	for _, a := range old.Attachments {
+		// a link retargeted, or removed, changes the message as much
+		// as a file rewritten
+		if path, err := filepath.EvalSymlinks(a.Named); err != nil || path != a.Path {
+			return nil
+		}
 		if sum, _, err := fileSum(a.Path); err != nil || sum != a.Sum {
 			return nil
 		}
@@ -234,12 +243,20 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		s.header = append(s.header, b...)
 		if end >= 0 || len(s.header) > maxHeader {
 			s.inHead = false
-			if end >= 0 && len(s.header) <= maxHeader && bytes.IndexByte(s.header, '"') < 0 {
+			if end >= 0 && len(s.header) <= maxHeader && bytes.IndexByte(s.header, '"') < 0 && !blankLine(s.header) {
 				s.file.Header = s.header
 			}
 		}
 	}
 	return n, err
+}
+
+// blankLine reports whether a first line holds nothing but a byte-order
+// mark and its line end: the header is on a later line, which encoding/csv
+// finds, and a read of the rows after it alone cannot be made.
+func blankLine(line []byte) bool {
+	line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
+	return len(bytes.TrimRight(line, "\r\n")) == 0
 }
 
 // source is what the reader read of its file.
@@ -253,10 +270,10 @@ func (s *sourceReader) source() SourceFile {
 // attachments its messages name, with those of the read it went on from.
 func (c *Campaign) sourceOf(files []SourceFile, groups map[Key]*group) *Source {
 	s := &Source{Options: c.optionsSum, Files: files}
-	seen := map[string]bool{}
+	seen := map[SourceAttachment]bool{}
 	add := func(a SourceAttachment) {
-		if !seen[a.Path] {
-			seen[a.Path] = true
+		if !seen[a] {
+			seen[a] = true
 			s.Attachments = append(s.Attachments, a)
 		}
 	}
@@ -268,12 +285,12 @@ func (c *Campaign) sourceOf(files []SourceFile, groups map[Key]*group) *Source {
 	for _, g := range groups {
 		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
 			if a.Path != "" {
-				add(SourceAttachment{Path: a.Path, Sum: a.Sum})
+				add(SourceAttachment{Named: a.Named, Path: a.Path, Sum: a.Sum})
 			}
 		}
 	}
 	slices.SortFunc(s.Attachments, func(a, b SourceAttachment) int {
-		return bytes.Compare([]byte(a.Path), []byte(b.Path))
+		return cmp.Or(strings.Compare(a.Named, b.Named), strings.Compare(a.Path, b.Path))
 	})
 	return s
 }

@@ -3,6 +3,7 @@ package planner
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -153,7 +154,19 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 			return Options{}
 		}},
 		{"the attachment changed", func(t *testing.T, dir, path string) Options {
-			writeFile(t, dir, "pic.png", "another picture")
+			writeFile(t, dir, "v1.png", "another picture")
+			return Options{}
+		}},
+		{"the attachment's link removed", func(t *testing.T, dir, path string) Options {
+			os.Remove(filepath.Join(dir, "pic.png"))
+			return Options{}
+		}},
+		{"the attachment's link retargeted", func(t *testing.T, dir, path string) Options {
+			writeFile(t, dir, "other.png", "another picture")
+			os.Remove(filepath.Join(dir, "pic.png"))
+			if err := os.Symlink("other.png", filepath.Join(dir, "pic.png")); err != nil {
+				t.Fatal(err)
+			}
 			return Options{}
 		}},
 		{"the defaults changed", func(t *testing.T, dir, path string) Options {
@@ -169,7 +182,11 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := writeFile(t, dir, "a.csv", start)
-			writeFile(t, dir, "pic.png", "a picture")
+			// the row names a link, as a folder of campaign assets may
+			writeFile(t, dir, "v1.png", "a picture")
+			if err := os.Symlink("v1.png", filepath.Join(dir, "pic.png")); err != nil {
+				t.Fatal(err)
+			}
 			_, first := readFirst(t, Options{Files: []string{path}})
 			opts := tt.change(t, dir, path)
 			if opts.Files == nil {
@@ -190,6 +207,17 @@ func TestSinceRefusesAnyOtherChange(t *testing.T) {
 		appendTo(t, path, "3,hi\n") // u2 becomes u23
 		if tc := c.Since(first.Source); tc != nil {
 			t.Errorf("Since: got a campaign of tails, want nil")
+		}
+	})
+	t.Run("a blank first line", func(t *testing.T) {
+		path := writeFile(t, t.TempDir(), "a.csv", "\r\nto,msg\nu1,hi\n")
+		c, first := readFirst(t, Options{Files: []string{path}})
+		appendTo(t, path, "u2,hi\n")
+		if tc := c.Since(first.Source); tc != nil {
+			t.Errorf("Since, appended: got a campaign of tails, want nil (the header is not on the first line)")
+		}
+		if got, _, err := readTos(t, c); err != nil || !slices.Equal(got, []string{"u1", "u2"}) {
+			t.Errorf("full read: %v (%v), want [u1 u2]", got, err)
 		}
 	})
 	t.Run("a quoted header", func(t *testing.T) {
