@@ -105,11 +105,13 @@ func TestCrashAndResume(t *testing.T) {
 	kills := 0
 	for i := range 10 {
 		cmd := startRun(t, srv, state, campaign)
-		time.Sleep(time.Duration(150+rng.IntN(1200)) * time.Millisecond)
-		// Most kills land while a call is on the wire, the moment that
-		// matters; some land wherever they fall.
-		for deadline := time.Now().Add(time.Second); i%3 != 0 && !callOnWire(srv) && time.Now().Before(deadline); {
-			time.Sleep(2 * time.Millisecond)
+		// Each kill lands after a few calls of this run have reached the
+		// server; most while a call is on the wire, the moment that
+		// matters, some wherever they fall.
+		after := srv.Stats().Requests + 1 + rng.IntN(4)
+		waitUntil(t, "the run's calls to reach the server", func() bool { return srv.Stats().Requests >= after })
+		if i%3 != 0 {
+			waitUntil(t, "a call on the wire", func() bool { return callOnWire(srv) })
 		}
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatalf("kill %d: %v", i, err)
@@ -121,7 +123,7 @@ func TestCrashAndResume(t *testing.T) {
 			t.Fatalf("run %d ended by itself with exit %d: %s", i, code, cmd.Stdout)
 		}
 	}
-	if kills < 5 {
+	if kills != 10 {
 		t.Fatalf("only %d of 10 runs were killed mid-way; the campaign is too short for the test", kills)
 	}
 	cmd := startRun(t, srv, state, campaign)
@@ -174,6 +176,52 @@ func TestCrashAndResume(t *testing.T) {
 	t.Logf("%d kills, %d deliveries, %d left uncertain", kills, len(all), uncertain)
 }
 
+// waitUntil waits for cond, checked every 2 ms, for at most a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in a minute", what)
+		}
+	}
+}
+
+// TestSecondSignalExitsAtOnce interrupts a run whose call never gets an
+// answer: the first SIGINT says the run stops after the calls in flight
+// and waits for that call, the second exits at once (130), saying so.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	campaign, _ := testCampaign(t, dir, 300)
+	srv := startFake(t, emulator.Config{QuotaScale: 5, Faults: emulator.Faults{StallAfter: 1}})
+	cmd := exec.Command(binary(t), "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "ledger.db"),
+		"--quiet", "--stall-timeout", "10m", campaign)
+	cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=crash-test-token")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	waitUntil(t, "a call on the wire", func() bool { return callOnWire(srv) })
+	cmd.Process.Signal(syscall.SIGINT)
+	waitUntil(t, "word of the first interrupt", func() bool { return strings.Contains(out.String(), "interrupt again") })
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		done <- err
+		if code := exitCodeOf(err); code != exitInterrupted {
+			t.Errorf("exit %d after two SIGINTs, want %d", code, exitInterrupted)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the run did not exit a minute after a second SIGINT")
+	}
+	if !strings.Contains(out.String(), "interrupted again") {
+		t.Errorf("output does not say it exits at once: %q", out.String())
+	}
+}
+
 // callOnWire reports whether the emulator holds a call it has not answered.
 func callOnWire(srv *emulator.Running) bool {
 	s := srv.Stats()
@@ -193,7 +241,15 @@ func TestInterruptFinishesCallsInFlight(t *testing.T) {
 	srv := startFake(t, emulator.Config{QuotaScale: 5, Faults: emulator.Faults{Latency: 100 * time.Millisecond}})
 	state := filepath.Join(dir, "ledger.db")
 	cmd := startRun(t, srv, state, campaign)
-	time.Sleep(800 * time.Millisecond)
+	// some calls answered, and one on the wire
+	waitUntil(t, "answered calls and one in flight", func() bool {
+		s := srv.Stats()
+		answered := 0
+		for _, n := range s.Responses {
+			answered += n
+		}
+		return answered >= 3 && s.Requests > answered
+	})
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +287,8 @@ func TestSecondProcessOnOneLedgerFailsAtOnce(t *testing.T) {
 	srv := startFake(t, emulator.Config{QuotaScale: 5})
 	state := filepath.Join(dir, "ledger.db")
 	first := startRun(t, srv, state, campaign)
-	time.Sleep(500 * time.Millisecond)
+	// a call on the wire: the run holds the ledger
+	waitUntil(t, "the first run's first call", func() bool { return srv.Stats().Requests > 0 })
 	start := time.Now()
 	second := startRun(t, srv, state, campaign)
 	err := second.Wait()

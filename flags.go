@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"imcast/checkpoint"
+	"imcast/planner"
+)
+
+// campaignOptions say which files make a campaign, how to read them, and
+// the quotas it is planned under (plan and run).
+type campaignOptions struct {
+	Files    []string
+	Message  string // --message
+	FilesDir string // --files
+	Encoding string
+	DedupExt bool
+	Quotas   quotaOptions
+}
+
+// campaignFlags are the flags of campaignOptions.
+func campaignFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "message", Usage: "JSON `FILE` of default fields for every row"},
+		&cli.StringFlag{Name: "files", Usage: "the `DIR` the file and thumb of rows are named in and must stay inside (default: each campaign file's folder)"},
+		&cli.StringFlag{Name: "encoding", Value: planner.UTF8, Usage: "`ENCODING` of CSV files: utf-8 or gbk"},
+		&cli.BoolFlag{Name: "dedup-ext", Usage: "add a stable ext key per delivery, so that client apps can drop a resent duplicate"},
+	}, quotaFlags()...)
+}
+
+func campaignOptionsFrom(c *cli.Context) campaignOptions {
+	return campaignOptions{
+		Files:    c.Args().Slice(),
+		Message:  c.String("message"),
+		FilesDir: c.String("files"),
+		Encoding: c.String("encoding"),
+		DedupExt: c.Bool("dedup-ext"),
+		Quotas:   quotaOptionsFrom(c),
+	}
+}
+
+// dedupExtReserve is the room --dedup-ext takes in ext: a key and a
+// 32-character value.
+const dedupExtReserve = 64
+
+// open reads the --message defaults and the quotas; the campaign files are
+// read by its plan.
+func (o campaignOptions) open() (*planner.Campaign, planner.Quotas, error) {
+	if len(o.Files) == 0 {
+		return nil, nil, errors.New("no campaign files: give one or more .csv or .jsonl files")
+	}
+	opts := planner.Options{Files: o.Files, Message: o.Message, Encoding: o.Encoding, FilesDir: o.FilesDir}
+	if o.DedupExt {
+		opts.ExtReserve = dedupExtReserve
+	}
+	quotas, err := o.Quotas.quotas()
+	if err != nil {
+		return nil, nil, err
+	}
+	camp, err := planner.Open(opts)
+	return camp, quotas, err
+}
+
+// quotaOptions are the app's quotas as the flags give them.
+type quotaOptions struct {
+	Scale  float64  // --quota-scale
+	Limits []string // --limit KIND.calls=N, KIND.messages=N
+}
+
+// quotaFlags are the flags of quotaOptions.
+func quotaFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F` (for apps whose quotas were raised)"},
+		&cli.StringSliceFlag{Name: "limit", Usage: "override one quota, `KIND.calls=N` or KIND.messages=N (N per the limit's window: a second, a minute for users.messages)"},
+	}
+}
+
+func quotaOptionsFrom(c *cli.Context) quotaOptions {
+	return quotaOptions{Scale: c.Float64("quota-scale"), Limits: c.StringSlice("limit")}
+}
+
+func (o quotaOptions) quotas() (planner.Quotas, error) {
+	return planner.NewQuotas(o.Scale, o.Limits)
+}
+
+// stateFlag names the ledger file.
+func stateFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state", Value: "imcast.db", EnvVars: []string{"IMCAST_STATE"}, Usage: "the ledger `FILE`"}
+}
+
+func openLedger(path string) (*checkpoint.Store, error) {
+	return checkpoint.Open(path, checkpoint.Options{})
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+
+	"github.com/urfave/cli/v2"
+)
+
+// planOpts are the options of imcast plan.
+type planOpts struct {
+	Campaign campaignOptions
+	JSON     bool
+}
+
+func planCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "read and validate a campaign and print its plan; sends nothing",
+		ArgsUsage: "CAMPAIGN...",
+		Flags: append(campaignFlags(),
+			&cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"},
+		),
+		Action: func(c *cli.Context) error {
+			return plan(c.Context, planOpts{Campaign: campaignOptionsFrom(c), JSON: c.Bool("json")}, c.App.Writer)
+		},
+	}
+}
+
+// plan reads and validates the campaign and prints its plan.
+func plan(ctx context.Context, o planOpts, stdout io.Writer) error {
+	camp, quotas, err := o.Campaign.open()
+	if err != nil {
+		return err
+	}
+	p, err := camp.Plan(ctx, quotas)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p)
+	}
+	return p.WriteText(stdout)
+}

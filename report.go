@@ -1,0 +1,73 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"imcast/checkpoint"
+	"imcast/report"
+)
+
+// reportOpts are the options of imcast report.
+type reportOpts struct {
+	State    string // the ledger file
+	Campaign string // "": every campaign
+	Format   string // report.CSV or report.JSONL
+	Only     string // states, comma-separated; "": all
+	Out      string // a file to write; "": stdout
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "report",
+		Usage: "one row per delivery in the ledger; run accepts the file back as a campaign",
+		Flags: []cli.Flag{
+			stateFlag(),
+			&cli.StringFlag{Name: "campaign", Usage: "only this campaign `NAME`"},
+			&cli.StringFlag{Name: "format", Value: report.CSV, Usage: "`FORMAT`: csv or jsonl"},
+			&cli.StringFlag{Name: "only", Usage: "only these `STATES`, comma-separated: sent, failed, uncertain, pending"},
+			&cli.StringFlag{Name: "out", Usage: "write to `FILE` instead of stdout"},
+		},
+		Action: func(c *cli.Context) error {
+			return writeReport(reportOpts{State: c.String("state"), Campaign: c.String("campaign"),
+				Format: c.String("format"), Only: c.String("only"), Out: c.String("out")}, c.App.Writer)
+		},
+	}
+}
+
+// writeReport writes one row per delivery of the ledger.
+func writeReport(o reportOpts, stdout io.Writer) error {
+	opts := report.DeliveriesOptions{Format: o.Format}
+	if o.Campaign != "" {
+		opts.Campaigns = []string{o.Campaign}
+	}
+	if o.Only != "" {
+		for _, name := range strings.Split(o.Only, ",") {
+			st, err := checkpoint.ParseState(strings.TrimSpace(name))
+			if err != nil {
+				return err
+			}
+			opts.Only = append(opts.Only, st)
+		}
+	}
+	store, err := openLedger(o.State)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if o.Out == "" {
+		return report.WriteDeliveries(stdout, store, opts)
+	}
+	f, err := os.OpenFile(o.Out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := report.WriteDeliveries(f, store, opts); err != nil {
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"imcast/chatapi"
+	"imcast/job"
+	"imcast/planner"
+	"imcast/report"
+)
+
+// runOpts are the options of imcast run.
+type runOpts struct {
+	Campaign        campaignOptions
+	Conn            connOptions
+	Name            string // --campaign: the ledger name; "": the first file's base name
+	State           string // the ledger file
+	Workers         int
+	ResendUncertain bool
+	StallTimeout    time.Duration
+	JSON, Quiet     bool
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "send what the ledger has not yet recorded as sent; safe to run again at any time",
+		ArgsUsage: "CAMPAIGN...",
+		Flags: append(append(campaignFlags(), connectionFlags()...),
+			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
+			stateFlag(),
+			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once"},
+			&cli.BoolFlag{Name: "resend-uncertain", Usage: "send again deliveries the ledger holds as uncertain (they may arrive twice)"},
+			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
+			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
+		),
+		Action: func(c *cli.Context) error {
+			return runCampaign(c.Context, runOpts{
+				Campaign:        campaignOptionsFrom(c),
+				Conn:            connOptionsFrom(c),
+				Name:            c.String("campaign"),
+				State:           c.String("state"),
+				Workers:         c.Int("workers"),
+				ResendUncertain: c.Bool("resend-uncertain"),
+				StallTimeout:    c.Duration("stall-timeout"),
+				JSON:            c.Bool("json"),
+				Quiet:           c.Bool("quiet"),
+			}, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// runCampaign sends what the ledger has not recorded as sent, showing its
+// progress on stderr (stdout with JSON) and its summary on stdout.
+func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error {
+	store, err := openLedger(o.State)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	camp, quotas, err := o.Campaign.open()
+	if err != nil {
+		return err
+	}
+	sender, closeSender, err := o.Conn.client(o.Campaign.Quotas.Scale)
+	if err != nil {
+		return err
+	}
+	defer closeSender()
+	name := o.Name
+	if name == "" {
+		name = camp.Name()
+	}
+	mode, progressOut := report.Lines, stderr
+	switch {
+	case o.Quiet:
+		mode = report.Quiet
+	case o.JSON:
+		mode, progressOut = report.JSON, stdout
+	case isTerminal(stderr):
+		mode = report.Bar
+	}
+	progress := job.NewProgress(chatapi.Kinds)
+	var stopWatch func()
+	res, err := job.RunCampaign(ctx, camp, store, sender, job.CampaignConfig{
+		Config: job.Config{
+			Workers:      o.Workers,
+			Quotas:       quotas,
+			DedupExt:     o.Campaign.DedupExt,
+			Progress:     progress,
+			Campaign:     name,
+			Named:        o.Name != "",
+			StallTimeout: o.StallTimeout,
+		},
+		ResendUncertain: o.ResendUncertain,
+		SpoolDir:        filepath.Dir(store.Path()),
+		Started: func(p *planner.Plan) {
+			stopWatch = report.Watch(progressOut, mode, progress, p.Total.Pending, 10*time.Second)
+		},
+	})
+	if stopWatch != nil {
+		stopWatch()
+	}
+	if res == nil {
+		return err
+	}
+	sum := report.NewSummary(name, res)
+	write := sum.WriteText
+	if o.JSON {
+		write = sum.WriteJSON
+	}
+	if werr := write(stdout); werr != nil && err == nil {
+		err = werr
+	}
+	if err == nil && !sum.Complete {
+		err = errIncomplete
+	}
+	return err
+}
