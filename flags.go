@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"imcast/chatapi"
 	"imcast/checkpoint"
 	"imcast/planner"
 )
@@ -50,7 +51,7 @@ const dedupExtReserve = 64
 
 // open reads the --message defaults and the quotas; the campaign files are
 // read by its plan.
-func (o campaignOptions) open() (*planner.Campaign, planner.Quotas, error) {
+func (o campaignOptions) open() (*planner.Campaign, chatapi.Quotas, error) {
 	if len(o.Files) == 0 {
 		return nil, nil, errors.New("no campaign files: give one or more .csv or .jsonl files")
 	}
@@ -84,8 +85,8 @@ func quotaOptionsFrom(c *cli.Context) quotaOptions {
 	return quotaOptions{Scale: c.Float64("quota-scale"), Limits: c.StringSlice("limit")}
 }
 
-func (o quotaOptions) quotas() (planner.Quotas, error) {
-	return planner.NewQuotas(o.Scale, o.Limits)
+func (o quotaOptions) quotas() (chatapi.Quotas, error) {
+	return chatapi.NewQuotas(o.Scale, o.Limits)
 }
 
 // stateFlag names the ledger file.

@@ -10,7 +10,6 @@ import (
 
 	"imcast/chatapi"
 	"imcast/job"
-	"imcast/planner"
 	"imcast/report"
 )
 
@@ -87,8 +86,7 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		mode = report.Bar
 	}
 	progress := job.NewProgress(chatapi.Kinds)
-	var stopWatch func()
-	res, err := job.RunCampaign(ctx, camp, store, sender, job.CampaignConfig{
+	prep, err := job.PrepareCampaign(ctx, camp, store, sender, job.CampaignConfig{
 		Config: job.Config{
 			Workers:      o.Workers,
 			Quotas:       quotas,
@@ -100,16 +98,13 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		},
 		ResendUncertain: o.ResendUncertain,
 		SpoolDir:        filepath.Dir(store.Path()),
-		Started: func(p *planner.Plan) {
-			stopWatch = report.Watch(progressOut, mode, progress, p.Total.Pending, 10*time.Second)
-		},
 	})
-	if stopWatch != nil {
-		stopWatch()
-	}
-	if res == nil {
+	if err != nil {
 		return err
 	}
+	stopWatch := report.Watch(progressOut, mode, progress, prep.Plan.Total.Pending, 10*time.Second)
+	res, err := prep.Send(ctx)
+	stopWatch()
 	sum := report.NewSummary(name, res)
 	write := sum.WriteText
 	if o.JSON {

@@ -14,9 +14,10 @@ import (
 	"time"
 )
 
-// ErrCredentials marks a failure to get an app token that trying again will
-// not mend: the server refused the client ID or secret.
-var ErrCredentials = errors.New("the server refused the client credentials")
+// ErrCredentials marks a refusal of the credentials that trying again will
+// not mend: the server refused the client ID or secret, or the app token
+// even after a refresh. It stops a run.
+var ErrCredentials = errors.New("the server refused the credentials")
 
 // clientCredentials fetches the app token from {base}/token with the client
 // ID and secret, keeps it, and fetches a new one at half its life (as the

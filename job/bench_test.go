@@ -73,7 +73,7 @@ func BenchmarkPacing(b *testing.B) {
 
 func pacingRun(b *testing.B, kind chatapi.Kind, scale float64, seconds int) {
 	dir := b.TempDir()
-	quotas, err := planner.NewQuotas(scale, nil)
+	quotas, err := chatapi.NewQuotas(scale, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func BenchmarkResumeToFirstSend(b *testing.B) {
 	}
 	af.WriteString("newcomer,welcome\n")
 	af.Close()
-	quotas, _ := planner.NewQuotas(1, nil)
+	quotas, _ := chatapi.NewQuotas(1, nil)
 	b.ResetTimer()
 	for range b.N {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -240,7 +240,7 @@ func (s *okSender) reset() { s.calls.Store(0); s.got.Store(0); s.first.Store(0) 
 func BenchmarkRerunOfCompleteCampaign(b *testing.B) {
 	n, dir, path := usersCampaign(b, "IMCAST_RERUN_DELIVERIES")
 	store, camp := openCampaign(b, dir, path)
-	fast, _ := planner.NewQuotas(10000, nil)
+	fast, _ := chatapi.NewQuotas(10000, nil)
 	sender := &okSender{}
 	setup := time.Now()
 	res, err := job.RunCampaign(context.Background(), camp, store, sender, job.CampaignConfig{Config: job.Config{Quotas: fast, Campaign: "users", Workers: 16}})
@@ -251,7 +251,7 @@ func BenchmarkRerunOfCompleteCampaign(b *testing.B) {
 	if fi, err := os.Stat(store.Path()); err == nil {
 		b.Logf("ledger: %d bytes, %.1f bytes per delivery", fi.Size(), float64(fi.Size())/float64(n))
 	}
-	quotas, _ := planner.NewQuotas(1, nil)
+	quotas, _ := chatapi.NewQuotas(1, nil)
 	cfg := job.CampaignConfig{Config: job.Config{Quotas: quotas, Campaign: "users"}}
 	b.Run("unchanged", func(b *testing.B) {
 		for range b.N {

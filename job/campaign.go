@@ -32,9 +32,6 @@ type CampaignConfig struct {
 	// SpoolDir is the folder the run keeps its plan in while it sends
 	// (beside the ledger, say); "": the system's temporary folder.
 	SpoolDir string
-	// Started, if set, is called with the plan of what is left to send
-	// (its Pending counts) once the ledger is read and before any call.
-	Started func(*planner.Plan)
 }
 
 // Result is what a campaign run did, and where the campaign stands.
@@ -188,6 +185,28 @@ func completed(store Store, cfg CampaignConfig) (*completion, error) {
 // the rows appended if that is all that changed, looking those up in the
 // ledger without reading all it holds.
 func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Result, error) {
+	p, err := PrepareCampaign(ctx, camp, store, sender, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.Send(ctx)
+}
+
+// Prepared is a campaign run read, validated and planned against the
+// ledger, and not yet sending: its Plan says what Send sends (its Pending
+// counts).
+type Prepared struct {
+	Plan   *planner.Plan
+	res    *Result
+	spool  *planner.Spool // nil: nothing to send
+	cfg    CampaignConfig
+	store  Store
+	sender Sender
+}
+
+// PrepareCampaign is the first half of RunCampaign: everything but
+// sending. Send, or Close, the Prepared it returns.
+func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Prepared, error) {
 	if cfg.Campaign == "" {
 		return nil, fmt.Errorf("no campaign name")
 	}
@@ -289,7 +308,12 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	if err != nil {
 		return nil, err
 	}
-	defer spool.Close()
+	prepared := false
+	defer func() {
+		if !prepared {
+			spool.Close()
+		}
+	}()
 	plan, err := read.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
 		name := cfg.campaignOf(m)
 		st, err := state(m, to)
@@ -356,7 +380,7 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 	cfg.Kinds = nil
 	for _, kp := range plan.Kinds {
 		if kp.Pending > 0 {
-			cfg.Kinds = append(cfg.Kinds, chatapi.Kind(kp.Kind))
+			cfg.Kinds = append(cfg.Kinds, kp.Kind)
 		}
 	}
 	if cfg.Progress == nil {
@@ -367,22 +391,41 @@ func RunCampaign(ctx context.Context, camp *planner.Campaign, store Store, sende
 			cfg.Prepare = Uploads(up, store)
 		}
 	}
-	if cfg.Started != nil {
-		cfg.Started(plan)
+	prepared = true
+	return &Prepared{Plan: plan, res: res, spool: spool, cfg: cfg, store: store, sender: sender}, nil
+}
+
+// Send sends what was prepared and ends the run. When it leaves every
+// delivery of the campaign sent, the ledger keeps what the run read of
+// the files (see RunCampaign).
+func (p *Prepared) Send(ctx context.Context) (*Result, error) {
+	res := p.res
+	if p.spool == nil {
+		return res, nil
 	}
+	defer p.Close()
 	src := func(ctx context.Context, kinds []chatapi.Kind, emit func(planner.Batch) error) error {
-		return spool.Batches(ctx, kinds, emit)
+		return p.spool.Batches(ctx, kinds, emit)
 	}
 	start := time.Now()
-	res.Progress, err = Run(ctx, cfg.Config, src, sender, store)
+	var err error
+	res.Progress, err = Run(ctx, p.cfg.Config, src, p.sender, p.store)
 	res.Elapsed = time.Since(start)
 	if err == nil && res.Complete() {
-		b, _ := json.Marshal(completion{Named: cfg.Named, Source: plan.Source})
-		if err := store.Campaign(cfg.Campaign).SetComplete(b); err != nil {
+		b, _ := json.Marshal(completion{Named: p.cfg.Named, Source: p.Plan.Source})
+		if err := p.store.Campaign(p.cfg.Campaign).SetComplete(b); err != nil {
 			return res, err
 		}
 	}
 	return res, err
+}
+
+// Close removes the plan's spool; Send closes it too.
+func (p *Prepared) Close() {
+	if p.spool != nil {
+		p.spool.Close()
+		p.spool = nil
+	}
 }
 
 func (c *completion) source() *planner.Source {
@@ -394,15 +437,12 @@ func (c *completion) source() *planner.Source {
 
 // unchanged is the result of a run of files unchanged since every delivery
 // of the campaign was sent: nothing read, nothing to send.
-func unchanged(camp *planner.Campaign, planned int64, cfg CampaignConfig) *Result {
+func unchanged(camp *planner.Campaign, planned int64, cfg CampaignConfig) *Prepared {
 	plan := camp.Unread()
-	if cfg.Started != nil {
-		cfg.Started(plan)
-	}
 	if cfg.Progress == nil {
 		cfg.Progress = NewProgress(chatapi.Kinds)
 	}
-	return &Result{Plan: plan, Progress: cfg.Progress, AlreadySent: planned, Unchanged: true}
+	return &Prepared{Plan: plan, res: &Result{Plan: plan, Progress: cfg.Progress, AlreadySent: planned, Unchanged: true}}
 }
 
 // The ledger and the API client are what a run needs.

@@ -17,7 +17,6 @@ import (
 	"imcast/checkpoint"
 	"imcast/emulator"
 	"imcast/job"
-	"imcast/planner"
 )
 
 // TestChaos runs whole campaigns over HTTP against the emulator, one per
@@ -125,8 +124,8 @@ func chaosFaults(rng *rand.Rand) emulator.Faults {
 // windows of 100 ms holding a twelfth of a second's quota: calls go out in
 // many small windows, so that message windows fill part way and batches
 // are split and joined again.
-func chaosQuotas() planner.Quotas {
-	q := planner.Quotas{}
+func chaosQuotas() chatapi.Quotas {
+	q := chatapi.Quotas{}
 	for _, k := range chatapi.Kinds {
 		d := k.DefaultQuota()
 		lim := func(l chatapi.Limit) chatapi.Limit {

@@ -47,7 +47,7 @@ type Preparer func(ctx context.Context, m *planner.Message) (chatapi.Message, er
 // Config says how to run.
 type Config struct {
 	Workers     int // calls at once; 0: 8
-	Quotas      planner.Quotas
+	Quotas      chatapi.Quotas
 	Kinds       []chatapi.Kind // the kinds with work; every endpoint among them gets a queue
 	Pacing      Pacing         // zero: DefaultPacing
 	MaxAttempts int            // calls per batch refused without delivery before it is recorded failed; 0: 10
@@ -101,7 +101,7 @@ const DedupKey = "imcast_dedup"
 type endpoint struct {
 	kinds  []chatapi.Kind
 	pacer  *pacer
-	quotas planner.Quotas // for the recipients a call takes
+	quotas chatapi.Quotas // for the recipients a call takes
 
 	mu          sync.Mutex
 	retries     []item // refused batches and split parts, waiting for their time
@@ -576,10 +576,14 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	// Not delivered: send again later, or give up.
 	rec.State = checkpoint.Pending
 	if errors.Is(err, chatapi.ErrCredentials) || (apiErr != nil && apiErr.Status == http.StatusUnauthorized) {
+		// no call can succeed until the credentials are fixed
 		if ferr := r.finish(rec); ferr != nil {
 			return ferr
 		}
-		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		if errors.Is(err, chatapi.ErrCredentials) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", chatapi.ErrCredentials, err)
 	}
 	if chatapi.Refused(err) {
 		pc.Refused.Add(1)

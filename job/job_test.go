@@ -26,7 +26,7 @@ type fixture struct {
 	client *chatapi.Client
 	store  *checkpoint.Store
 	camp   *planner.Campaign
-	quotas planner.Quotas
+	quotas chatapi.Quotas
 }
 
 func newFixture(t *testing.T, rows string, cfg emulator.Config, token string) *fixture {
@@ -63,7 +63,7 @@ func newFixtureIn(t *testing.T, dir, rows string, cfg emulator.Config, token str
 	if scale == 0 {
 		scale = 1
 	}
-	quotas, err := planner.NewQuotas(scale, nil)
+	quotas, err := chatapi.NewQuotas(scale, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +91,8 @@ func (f *fixture) runAs(t *testing.T, name string, cfg job.CampaignConfig, sende
 func TestRunStopsOnARefusedToken(t *testing.T) {
 	f := newFixture(t, `{"to":["a","b"],"msg":"hi"}`+"\n", emulator.Config{Token: "good"}, "bad")
 	_, err := f.run(t, job.CampaignConfig{}, nil)
-	if !errors.Is(err, job.ErrUnauthorized) {
-		t.Fatalf("got %v, want ErrUnauthorized", err)
+	if !errors.Is(err, chatapi.ErrCredentials) {
+		t.Fatalf("got %v, want ErrCredentials", err)
 	}
 	d, err := f.store.Campaign("c").Load()
 	if err != nil {
@@ -278,7 +278,7 @@ func TestSplitPartsOwnTheirRecipients(t *testing.T) {
 	}
 	f := newFixture(t, rows.String(), emulator.Config{QuotaScale: 10, Seed: 3, Faults: emulator.Faults{TooManyRequests: 0.3, NoRetryAfter: true}}, "t")
 	// windows of 50 ms holding 23 messages: most calls of 20 are split
-	f.quotas = planner.Quotas{chatapi.GroupMembers: {Calls: chatapi.Limit{N: 40, Window: 50 * time.Millisecond}, Messages: chatapi.Limit{N: 23, Window: 50 * time.Millisecond}}}
+	f.quotas = chatapi.Quotas{chatapi.GroupMembers: {Calls: chatapi.Limit{N: 40, Window: 50 * time.Millisecond}, Messages: chatapi.Limit{N: 23, Window: 50 * time.Millisecond}}}
 	rec := &recorder{Sender: f.client}
 	res, err := f.run(t, job.CampaignConfig{Config: job.Config{Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 		Pacing: job.Pacing{Margin: 10 * time.Millisecond, Lead: time.Millisecond, MaxMargin: 20 * time.Millisecond, Memory: 100 * time.Millisecond, Floor: 0.2}}}, rec)
@@ -423,7 +423,7 @@ func TestRunCapsBatchesAtTheMessageQuota(t *testing.T) {
 	}
 	row, _ := json.Marshal(map[string]any{"kind": "users", "to": to, "msg": "hi"})
 	f := newFixture(t, string(row)+"\n", emulator.Config{}, "t")
-	quotas, err := planner.NewQuotas(1, []string{"users.messages=30000"})
+	quotas, err := chatapi.NewQuotas(1, []string{"users.messages=30000"})
 	if err != nil {
 		t.Fatal(err)
 	}

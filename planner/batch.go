@@ -39,7 +39,7 @@ type reading struct {
 // spooled as soon as it is full; the partial ones follow at the end in the
 // order their messages first appeared, so the same input always gives the
 // same batches.
-func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spool *Spool) (*reading, error) {
+func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFunc, spool *Spool) (*reading, error) {
 	r := &reading{groups: map[Key]*group{}, rooms: map[string]int64{}}
 	type open struct {
 		order int
@@ -153,7 +153,7 @@ func (c *Campaign) read(ctx context.Context, q Quotas, pending PendingFunc, spoo
 
 // Batches reads the campaign and hands emit its batches as a run under q
 // sends them (see read), deliveries that pending rejects left out.
-func (c *Campaign) Batches(ctx context.Context, q Quotas, pending PendingFunc, emit func(Batch) error) error {
+func (c *Campaign) Batches(ctx context.Context, q chatapi.Quotas, pending PendingFunc, emit func(Batch) error) error {
 	spool, err := NewSpool("")
 	if err != nil {
 		return err

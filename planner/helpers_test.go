@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"imcast/chatapi"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -19,9 +20,9 @@ import (
 var errPanicked = errors.New("planner panicked")
 
 // defaultQuotas are the documented default quotas.
-func defaultQuotas(t testing.TB) Quotas {
+func defaultQuotas(t testing.TB) chatapi.Quotas {
 	t.Helper()
-	q, err := NewQuotas(1, nil)
+	q, err := chatapi.NewQuotas(1, nil)
 	if err != nil {
 		t.Fatalf("NewQuotas(1, nil): %v", err)
 	}
@@ -35,7 +36,7 @@ func planOpts(t testing.TB, opts Options) (p *Plan, err error) {
 	return planQuotas(t, opts, defaultQuotas(t))
 }
 
-func planQuotas(t testing.TB, opts Options, q Quotas) (p *Plan, err error) {
+func planQuotas(t testing.TB, opts Options, q chatapi.Quotas) (p *Plan, err error) {
 	t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
@@ -173,7 +174,7 @@ func sizes(bs []Batch) []int {
 // kindPlan returns the plan of one kind, or a zero KindPlan.
 func kindPlan(p *Plan, kind string) KindPlan {
 	for _, kp := range p.Kinds {
-		if kp.Kind == kind {
+		if string(kp.Kind) == kind {
 			return kp
 		}
 	}

@@ -12,15 +12,18 @@ import (
 	"imcast/chatapi"
 )
 
+// TotalRow is the Kind of a plan's total.
+const TotalRow chatapi.Kind = "total"
+
 // KindPlan is the work of one kind.
 type KindPlan struct {
-	Kind       string `json:"kind"`
-	Recipients int64  `json:"recipients"` // deliveries: one message to one recipient
-	Pending    int64  `json:"pending"`    // of them, still to send (all, for a plan without a ledger)
-	Repeated   int64  `json:"repeated"`   // recipients listed again for the same message, dropped
-	Messages   int    `json:"messages"`   // distinct messages
-	Batches    int64  `json:"batches"`
-	Calls      int64  `json:"calls"` // API calls: one per batch
+	Kind       chatapi.Kind `json:"kind"`       // TotalRow in a plan's total
+	Recipients int64        `json:"recipients"` // deliveries: one message to one recipient
+	Pending    int64        `json:"pending"`    // of them, still to send (all, for a plan without a ledger)
+	Repeated   int64        `json:"repeated"`   // recipients listed again for the same message, dropped
+	Messages   int          `json:"messages"`   // distinct messages
+	Batches    int64        `json:"batches"`
+	Calls      int64        `json:"calls"` // API calls: one per batch
 	// QuotaMessages is what the endpoint's message quota counts: every
 	// recipient of a call (0 for the legacy API, which has none).
 	QuotaMessages int64 `json:"quota_messages"`
@@ -80,7 +83,7 @@ type group struct {
 
 // Plan reads and validates the whole campaign and returns its plan. Any
 // problem makes it return an *InvalidError listing them.
-func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
+func (c *Campaign) Plan(ctx context.Context, q chatapi.Quotas) (*Plan, error) {
 	return c.PlanPending(ctx, q, nil, nil)
 }
 
@@ -90,7 +93,7 @@ func (c *Campaign) Plan(ctx context.Context, q Quotas) (*Plan, error) {
 // in the same read: a run sends from the spool, never from a second read
 // of the files. The spool is complete only if PlanPending returns no
 // error.
-func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFunc, spool *Spool) (*Plan, error) {
+func (c *Campaign) PlanPending(ctx context.Context, q chatapi.Quotas, pending PendingFunc, spool *Spool) (*Plan, error) {
 	r, err := c.read(ctx, q, pending, spool)
 	if err != nil {
 		return nil, err
@@ -102,7 +105,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		k := g.msg.Kind
 		kp := byKind[k]
 		if kp == nil {
-			kp = &KindPlan{Kind: string(k)}
+			kp = &KindPlan{Kind: k}
 			byKind[k] = kp
 		}
 		per := int64(q.PerCall(k))
@@ -138,7 +141,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 		}
 	}
 
-	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}, Source: c.sourceOf(r.files, groups)}
+	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: TotalRow}, Attachments: []PlannedFile{}, Source: c.sourceOf(r.files, groups)}
 	seenFile := map[string]bool{}
 	for _, g := range groups {
 		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
@@ -167,7 +170,7 @@ func (c *Campaign) PlanPending(ctx context.Context, q Quotas, pending PendingFun
 // Unread is the plan of a campaign Since found unchanged, whose files are
 // not read: nothing to send.
 func (c *Campaign) Unread() *Plan {
-	return &Plan{Files: c.opts.Files, Total: KindPlan{Kind: "total"}, Attachments: []PlannedFile{}, Source: c.since}
+	return &Plan{Files: c.opts.Files, Total: KindPlan{Kind: TotalRow}, Attachments: []PlannedFile{}, Source: c.since}
 }
 
 // roundForShow rounds d to what a reader can use: seconds past a minute,

@@ -6,7 +6,6 @@ import (
 	"text/tabwriter"
 
 	"imcast/chatapi"
-	"imcast/planner"
 )
 
 // Check is what imcast check found.
@@ -14,7 +13,7 @@ type Check struct {
 	BaseURL string
 	Fetched bool // the token was fetched with client credentials; else it was given
 	Token   chatapi.TokenInfo
-	Quotas  planner.Quotas
+	Quotas  chatapi.Quotas
 }
 
 // WriteCheck prints a check: the base URL, the token, the quotas in force.

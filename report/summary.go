@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"imcast/chatapi"
 	"imcast/job"
 )
 
@@ -58,8 +57,8 @@ func NewSummary(campaign string, res *job.Result) Summary {
 		AlreadySent: res.AlreadySent, HeldUncertain: res.HeldUncertain,
 		Seconds: res.Elapsed.Seconds(), Complete: res.Complete(), Unchanged: res.Unchanged}
 	for _, kp := range res.Plan.Kinds {
-		ks := KindSummary{Kind: kp.Kind, Planned: kp.Recipients, ToSend: kp.Pending}
-		if c := res.Progress.Kind(chatapi.Kind(kp.Kind)); c != nil {
+		ks := KindSummary{Kind: string(kp.Kind), Planned: kp.Recipients, ToSend: kp.Pending}
+		if c := res.Progress.Kind(kp.Kind); c != nil {
 			ks.Sent, ks.Failed, ks.Uncertain = c.Sent.Load(), c.Failed.Load(), c.Uncertain.Load()
 			ks.Calls, ks.Refused, ks.Retries = c.Calls.Load(), c.Refused.Load(), c.Retries.Load()
 		}
