@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,6 +45,9 @@ type Store struct {
 	ops     chan op
 	wg      sync.WaitGroup
 	closing sync.Once
+	// writes waiting for their commit, and commits made: what a test of
+	// the group commit watches
+	queued, commits atomic.Int64
 }
 
 // op is a write waiting for the next group commit.
@@ -187,6 +191,12 @@ func (s *Store) Close() error {
 // other write already waiting, and commits them in one transaction, so one
 // fsync serves them all. A failing transaction is retried one write at a
 // time, so one bad write fails alone.
+//
+// bbolt's DB.Batch does much the same, but it waits up to MaxBatchDelay
+// (10 ms) for more writes before it commits, and may run a write's
+// function twice; every call of a run waits for a ledger write before it
+// leaves, so a write here commits as soon as the one before it is done,
+// and runs once.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	for first := range s.ops {
@@ -203,6 +213,7 @@ func (s *Store) commitLoop() {
 				break drain
 			}
 		}
+		s.commits.Add(1)
 		err := s.update(func(tx *bolt.Tx) error {
 			for _, o := range batch {
 				if err := o.fn(tx); err != nil {
@@ -225,6 +236,8 @@ func (s *Store) commitLoop() {
 
 // write runs fn in the next group commit and returns once it is durable.
 func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	s.queued.Add(1)
+	defer s.queued.Add(-1)
 	done := make(chan error, 1)
 	s.ops <- op{fn: fn, done: done}
 	return <-done
@@ -257,15 +270,17 @@ type Campaign struct {
 // Name is the campaign's name.
 func (c *Campaign) Name() string { return string(c.name) }
 
-// bucket returns the campaign's sub-bucket name, creating it in a write.
+// bucket returns the campaign's sub-bucket name: nil if there is none,
+// but a write creates it (and the campaign's) the first time.
 func (c *Campaign) bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
 	root := tx.Bucket(bucketCampaigns)
-	if !tx.Writable() {
-		cb := root.Bucket(c.name)
-		if cb == nil {
-			return nil, nil
+	cb := root.Bucket(c.name)
+	if cb != nil {
+		if b := cb.Bucket(name); b != nil || !tx.Writable() {
+			return b, nil
 		}
-		return cb.Bucket(name), nil
+	} else if !tx.Writable() {
+		return nil, nil
 	}
 	cb, err := root.CreateBucketIfNotExists(c.name)
 	if err != nil {
