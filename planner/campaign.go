@@ -79,8 +79,7 @@ func readDefaults(path string, ps *problems) (*fields, []byte) {
 	data = skipBOMBytes(data)
 	var row jsonRow
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&row); err != nil {
+	if err := row.decode(dec); err != nil {
 		ps.add(path, lineAt(data, errOffset(err, data, dec.InputOffset())), "%s", jsonError(err))
 		return nil, nil
 	}
@@ -89,13 +88,13 @@ func readDefaults(path string, ps *problems) (*fields, []byte) {
 		return nil, nil
 	}
 	bad := func(format string, args ...any) { ps.add(path, 1, format, args...) }
-	if row.To != nil || row.Recipient != nil {
+	if row[colTo] != nil || row[colRecipient] != nil {
 		bad("to: recipients come from the campaign files, not from --message")
 	}
-	if row.Campaign != nil {
+	if row[columnOf["campaign"]] != nil {
 		bad("campaign: name it with --campaign, not in --message")
 	}
-	if row.State != nil {
+	if row[columnOf["state"]] != nil {
 		bad("state: a delivery's state comes from a report's rows, not from --message")
 	}
 	f := row.fields(bad)

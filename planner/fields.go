@@ -44,70 +44,25 @@ func (f fields) over(d *fields) fields {
 	if d == nil {
 		return f
 	}
-	pick := func(a *opt, b opt) {
-		if !a.OK {
-			*a = b
+	for _, c := range fieldColumns {
+		if a := c.field(&f); !a.OK {
+			*a = *c.field(d)
 		}
 	}
-	pick(&f.Kind, d.Kind)
-	pick(&f.Scope, d.Scope)
-	pick(&f.Type, d.Type)
-	pick(&f.File, d.File)
-	pick(&f.Thumb, d.Thumb)
-	pick(&f.RestrictAccess, d.RestrictAccess)
-	pick(&f.Msg, d.Msg)
-	pick(&f.From, d.From)
-	pick(&f.RouteType, d.RouteType)
-	pick(&f.ChatroomMsgLevel, d.ChatroomMsgLevel)
-	pick(&f.Body, d.Body)
-	pick(&f.Ext, d.Ext)
-	pick(&f.RoamIgnoreUsers, d.RoamIgnoreUsers)
-	pick(&f.SyncDevice, d.SyncDevice)
-	pick(&f.NeedGroupAck, d.NeedGroupAck)
 	return f
 }
 
 // appendKey appends a text that is equal for two rows exactly when their
 // fields are: rows with the same key share one validated message.
 func (f *fields) appendKey(b []byte) []byte {
-	for _, o := range [...]opt{f.Kind, f.Scope, f.Type, f.File, f.Thumb, f.RestrictAccess, f.Msg, f.From, f.RouteType,
-		f.ChatroomMsgLevel, f.Body, f.Ext, f.RoamIgnoreUsers, f.SyncDevice, f.NeedGroupAck, f.Campaign, f.State} {
-		if o.OK {
+	for _, c := range fieldColumns {
+		if o := c.field(f); o.OK {
 			b = append(b, 1)
 			b = append(b, o.V...)
 		}
 		b = append(b, 0)
 	}
 	return b
-}
-
-// jsonRow is a JSON Lines row, and the --message defaults file.
-type jsonRow struct {
-	Kind             json.RawMessage `json:"kind"`
-	To               json.RawMessage `json:"to"`
-	Recipient        json.RawMessage `json:"recipient"`
-	Scope            json.RawMessage `json:"scope"`
-	Type             json.RawMessage `json:"type"`
-	Msg              json.RawMessage `json:"msg"`
-	Body             json.RawMessage `json:"body"`
-	File             json.RawMessage `json:"file"`
-	Thumb            json.RawMessage `json:"thumb"`
-	RestrictAccess   json.RawMessage `json:"restrict_access"`
-	From             json.RawMessage `json:"from"`
-	Ext              json.RawMessage `json:"ext"`
-	SyncDevice       json.RawMessage `json:"sync_device"`
-	RouteType        json.RawMessage `json:"routetype"`
-	RoamIgnoreUsers  json.RawMessage `json:"roam_ignore_users"`
-	NeedGroupAck     json.RawMessage `json:"need_group_ack"`
-	ChatroomMsgLevel json.RawMessage `json:"chatroom_msg_level"`
-	// Columns of a report (imcast report --format jsonl), so that a report
-	// can be fed back as a campaign: its rows stay in their campaign, and
-	// the rest are ignored.
-	Campaign  json.RawMessage `json:"campaign"`
-	State     json.RawMessage `json:"state"`
-	MessageID json.RawMessage `json:"message_id"`
-	Error     json.RawMessage `json:"error"`
-	Time      json.RawMessage `json:"time"`
 }
 
 // fields converts the row, reporting every value of the wrong JSON type.
@@ -133,37 +88,29 @@ func (r *jsonRow) fields(bad func(format string, args ...any)) fields {
 		}
 		return some(string(raw))
 	}
-	f.Kind = str("kind", r.Kind)
-	f.Scope = str("scope", r.Scope)
-	f.Type = str("type", r.Type)
-	f.File = str("file", r.File)
-	f.Thumb = str("thumb", r.Thumb)
-	f.RestrictAccess = text(r.RestrictAccess)
-	f.Msg = str("msg", r.Msg)
-	f.From = str("from", r.From)
-	f.RouteType = str("routetype", r.RouteType)
-	f.ChatroomMsgLevel = str("chatroom_msg_level", r.ChatroomMsgLevel)
-	f.Body = text(r.Body)
-	f.Ext = text(r.Ext)
-	f.RoamIgnoreUsers = text(r.RoamIgnoreUsers)
-	f.SyncDevice = text(r.SyncDevice)
-	f.NeedGroupAck = text(r.NeedGroupAck)
-	f.Campaign = str("campaign", r.Campaign)
-	f.State = str("state", r.State)
+	for i, c := range columns {
+		switch {
+		case c.field == nil:
+		case c.value == jsonText:
+			*c.field(&f) = text(r[i])
+		default:
+			*c.field(&f) = str(c.name, r[i])
+		}
+	}
 	return f
 }
 
 // recipients reads "to" (or a report's "recipient"): a string or an array
 // of strings.
 func (r *jsonRow) recipients(bad func(format string, args ...any)) []string {
-	if r.To != nil && r.Recipient != nil {
+	if r[colTo] != nil && r[colRecipient] != nil {
 		bad("both to and recipient keys: keep one")
 		return nil
 	}
-	raw := r.To
+	raw := r[colTo]
 	name := "to"
-	if raw == nil && r.Recipient != nil {
-		raw, name = r.Recipient, "recipient"
+	if raw == nil && r[colRecipient] != nil {
+		raw, name = r[colRecipient], "recipient"
 	}
 	if raw == nil {
 		return nil

@@ -87,7 +87,7 @@ func checkRead(t *testing.T, read func(io.Reader, rowFunc, badFunc) error, data 
 }
 
 // FuzzReadCSVAgreesWithEncodingCSV checks that readCSV, with its own split
-// of plain lines, reads every input exactly as encoding/csv and gocsv do:
+// of plain lines, reads every input exactly as encoding/csv does:
 // the same rows at the same lines, the same problems.
 func FuzzReadCSVAgreesWithEncodingCSV(f *testing.F) {
 	for _, s := range []string{

@@ -2,26 +2,12 @@ package planner
 
 import (
 	"bytes"
-	"reflect"
-	"strings"
 	"unicode/utf8"
 )
 
-// jsonKeys maps each key of a JSON Lines row to its field of jsonRow, by
-// the struct's json tags: jsonRow stays the one list of keys.
-var jsonKeys = func() map[string]int {
-	t := reflect.TypeFor[jsonRow]()
-	m := make(map[string]int, t.NumField())
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		m[name] = i
-	}
-	return m
-}()
-
 // decodePlainRow decodes text, one JSON Lines row, into row as
 // encoding/json with DisallowUnknownFields decodes it, and reports whether
-// it could: text must be an object whose keys are jsonRow's, exactly as
+// it could: text must be an object whose keys are columns, exactly as
 // spelled, and whose values are strings with no escape, arrays of them,
 // true, false or null. That is the common row, and this reads it several
 // times faster; any other (an object value, a number, an escape, a key of
@@ -32,7 +18,6 @@ func decodePlainRow(text []byte, row *jsonRow) bool {
 	if !p.byte('{') {
 		return false
 	}
-	rv := reflect.ValueOf(row).Elem()
 	if p.byte('}') {
 		return p.end()
 	}
@@ -41,7 +26,7 @@ func decodePlainRow(text []byte, row *jsonRow) bool {
 		if !ok || !p.byte(':') {
 			return false
 		}
-		i, known := jsonKeys[string(key)]
+		i, known := columnOf[string(key)]
 		if !known {
 			return false
 		}
@@ -49,7 +34,7 @@ func decodePlainRow(text []byte, row *jsonRow) bool {
 		if !ok {
 			return false
 		}
-		rv.Field(i).SetBytes(raw)
+		row[i] = raw
 		if p.byte('}') {
 			return p.end()
 		}

@@ -510,24 +510,15 @@ func errText(err error) string {
 // type, body, from, ext, the options and file), without recipients: the
 // ledger keeps it so that a report can be fed back as a campaign.
 func (m *Message) RowJSON() []byte {
-	row := map[string]any{"kind": m.Kind, "type": m.Message.Type}
-	put := func(k string, v any, ok bool) {
-		if ok {
-			row[k] = v
+	row := map[string]any{}
+	for _, c := range columns {
+		if c.write == nil {
+			continue
+		}
+		if v, ok := c.write(m); ok {
+			row[c.name] = v
 		}
 	}
-	put("scope", m.Scope, m.Scope != "")
-	put("body", m.Message.Body, m.Message.Body != nil)
-	put("from", m.Message.From, m.Message.From != nil)
-	put("ext", m.Message.Ext, m.Message.Ext != nil)
-	put("sync_device", m.Message.SyncDevice, m.Message.SyncDevice != nil)
-	put("routetype", m.Message.RouteType, m.Message.RouteType != "")
-	put("roam_ignore_users", m.Message.RoamIgnoreUsers, m.Message.RoamIgnoreUsers != nil)
-	put("need_group_ack", m.Message.NeedGroupAck, m.Message.NeedGroupAck != nil)
-	put("chatroom_msg_level", m.Message.ChatroomMsgLevel, m.Message.ChatroomMsgLevel != "")
-	put("file", m.File.Name, m.File.Path != "")
-	put("thumb", m.Thumb.Name, m.Thumb.Path != "")
-	put("restrict_access", m.Restrict, m.Restrict)
 	return canonical(row)
 }
 

@@ -10,59 +10,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/gocarina/gocsv"
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
-
-// csvRow maps a CSV header to the row's fields, through gocsv's tags.
-type csvRow struct {
-	Kind             string `csv:"kind"`
-	To               string `csv:"to"`
-	Recipient        string `csv:"recipient"`
-	Scope            string `csv:"scope"`
-	Type             string `csv:"type"`
-	Msg              string `csv:"msg"`
-	Body             string `csv:"body"`
-	File             string `csv:"file"`
-	Thumb            string `csv:"thumb"`
-	RestrictAccess   string `csv:"restrict_access"`
-	From             string `csv:"from"`
-	Ext              string `csv:"ext"`
-	SyncDevice       string `csv:"sync_device"`
-	RouteType        string `csv:"routetype"`
-	RoamIgnoreUsers  string `csv:"roam_ignore_users"`
-	NeedGroupAck     string `csv:"need_group_ack"`
-	ChatroomMsgLevel string `csv:"chatroom_msg_level"`
-	// Columns of a report (imcast report), so that a report can be fed
-	// back as a campaign: its rows stay in their campaign, and the rest
-	// are ignored.
-	Campaign  string `csv:"campaign"`
-	State     string `csv:"state"`
-	MessageID string `csv:"message_id"`
-	Error     string `csv:"error"`
-	Time      string `csv:"time"`
-}
 
 func cell(s string) opt {
 	if s == "" {
 		return opt{}
 	}
 	return some(s)
-}
-
-func (r *csvRow) fields() fields {
-	return fields{
-		Kind: cell(r.Kind), Scope: cell(r.Scope), Type: cell(r.Type), File: cell(r.File),
-		Thumb: cell(r.Thumb), RestrictAccess: cell(r.RestrictAccess),
-		Msg: cell(r.Msg), From: cell(r.From), RouteType: cell(r.RouteType),
-		ChatroomMsgLevel: cell(r.ChatroomMsgLevel), Body: cell(r.Body), Ext: cell(r.Ext),
-		RoamIgnoreUsers: cell(r.RoamIgnoreUsers), SyncDevice: cell(r.SyncDevice), NeedGroupAck: cell(r.NeedGroupAck),
-		Campaign: cell(r.Campaign), State: cell(r.State),
-	}
 }
 
 // rowFunc receives each row read: its line (the first line of a CSV record
@@ -140,14 +98,14 @@ func skipBOM(r io.Reader) *bufio.Reader {
 // the common case, are split at their commas here, as encoding/csv splits
 // them, and much faster; from the first line with a quote on (or one longer
 // than the read buffer), encoding/csv reads the rest of the file, through
-// readCSVReference. The header is always gocsv's to map. Lines after the
+// readCSVReference. The header is mapped through the column table. Lines after the
 // header are shifted by shift, for input that goes on from the header at
 // line shift+2 of the file.
 func readCSV(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 	br := skipBOM(r)
 	first, err := br.ReadSlice('\n')
 	header := plainLine(first)
-	var headers []string
+	var headers []int
 	ok := header != nil && (err == nil || err == io.EOF)
 	if ok {
 		headers, ok = csvHeaders(header)
@@ -157,9 +115,7 @@ func readCSV(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 		return readCSVReference(io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), fn, bad, shift)
 	}
 	header = bytes.Clone(header)
-	var row csvRow
-	cells := row.columns(headers)
-	to := make([]string, 1)
+	rows := newCSVRows(headers)
 	record := make([]string, 0, len(headers))
 	for line := 2 + shift; ; line++ {
 		raw, err := br.ReadSlice('\n')
@@ -190,13 +146,7 @@ func readCSV(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 			bad(line, "wrong number of fields: the header has %d", len(headers))
 			continue
 		}
-		row = csvRow{}
-		for i, cell := range record {
-			if p := cells[i]; p != nil {
-				*p = cell
-			}
-		}
-		if err := row.emit(line, fn, bad, to, utf8.Valid(plain)); err != nil {
+		if err := rows.emit(line, record, fn, bad, utf8.Valid(plain)); err != nil {
 			return err
 		}
 	}
@@ -217,27 +167,15 @@ func plainLine(line []byte) []byte {
 	return line
 }
 
-// csvHeaders maps a header line through gocsv as readCSVReference does,
-// and reports whether it is a valid campaign header.
-func csvHeaders(line []byte) ([]string, bool) {
-	um, err := gocsv.NewUnmarshaller(csv.NewReader(bytes.NewReader(line)), csvRow{})
+// csvHeaders maps a header line as readCSVReference does, and reports
+// whether it is a valid campaign header.
+func csvHeaders(line []byte) ([]int, bool) {
+	record, err := csv.NewReader(bytes.NewReader(line)).Read()
 	if err != nil {
 		return nil, false
 	}
-	ok := true
-	if err := um.RenormalizeHeaders(normalizeHeaders); err != nil {
-		return nil, false
-	}
-	checkHeaders(um.Headers, um.MismatchedHeaders, func(int, string, ...any) { ok = false })
-	return um.Headers, ok
-}
-
-func normalizeHeaders(h []string) []string {
-	out := make([]string, len(h))
-	for i, s := range h {
-		out[i] = strings.ToLower(strings.TrimSpace(s))
-	}
-	return out
+	cols, names, unknown := csvHeader(record)
+	return cols, checkHeaders(names, unknown, func(int, string, ...any) {})
 }
 
 // checkHeaders reports the problems of a header to bad, and whether it has
@@ -267,22 +205,46 @@ func checkHeaders(headers, unknown []string, bad badFunc) bool {
 	return ok
 }
 
-// emit checks the row read at line and hands it to fn; valid says the
-// whole line is UTF-8 text, so its fields are.
-func (r *csvRow) emit(line int, fn rowFunc, bad badFunc, to []string, valid bool) error {
-	if !valid && !validUTF8(r) {
-		bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
-		return nil
-	}
-	f := r.fields()
-	to[0] = r.To
-	if r.To == "" {
-		to[0] = r.Recipient
-	}
-	return fn(line, &f, to)
+// csvRows turns the records of a CSV file into rows, through its header.
+type csvRows struct {
+	cols []int // of each cell: its place in columns, -1 for none
+	to   []string
 }
 
-// readCSVReference reads a CSV file with encoding/csv and gocsv alone: the
+func newCSVRows(cols []int) *csvRows { return &csvRows{cols: cols, to: make([]string, 1)} }
+
+// emit checks the record read at line and hands its row to fn; valid says
+// the whole line is UTF-8 text, so its cells are. An empty cell is an
+// absent value.
+func (r *csvRows) emit(line int, record []string, fn rowFunc, bad badFunc, valid bool) error {
+	var f fields
+	var to, recipient string
+	for i, cell := range record {
+		c := r.cols[i]
+		if c < 0 || cell == "" || columns[c].value == ignored {
+			continue
+		}
+		if !valid && !utf8.ValidString(cell) {
+			bad(line, "not UTF-8 text (a file saved on a Chinese system may need --encoding gbk)")
+			return nil
+		}
+		switch col := &columns[c]; {
+		case col.field != nil:
+			*col.field(&f) = some(cell)
+		case c == colTo:
+			to = cell
+		case c == colRecipient:
+			recipient = cell
+		}
+	}
+	if to == "" {
+		to = recipient
+	}
+	r.to[0] = to
+	return fn(line, &f, r.to)
+}
+
+// readCSVReference reads a CSV file with encoding/csv alone: the
 // reference readCSV must agree with, and what reads the lines it leaves.
 // Its lines are shifted by shift, for input that starts with the header
 // and goes on at line shift+2 of the file. No record is read past maxLine
@@ -304,7 +266,7 @@ func readCSVReference(r io.Reader, fn rowFunc, bad badFunc, shift int) error {
 	var start int64
 	tooLong := func() bool { return lim.hit || cr.InputOffset()-start > maxLine }
 	const tooLongText = "a record longer than %d bytes (an unclosed quote?)"
-	um, err := gocsv.NewUnmarshaller(cr, csvRow{})
+	head, err := cr.Read()
 	if tooLong() {
 		bad(csvStartLine(err, 1), tooLongText, maxLine)
 		return nil
@@ -316,19 +278,11 @@ func readCSVReference(r io.Reader, fn rowFunc, bad badFunc, shift int) error {
 		bad(csvLine(err, 1), "header: %s", csvError(err))
 		return nil
 	}
-	if err := um.RenormalizeHeaders(normalizeHeaders); err != nil {
-		bad(1, "header: %v", err)
+	cols, names, unknown := csvHeader(head)
+	if !checkHeaders(names, unknown, bad) {
 		return nil
 	}
-	if !checkHeaders(um.Headers, um.MismatchedHeaders, bad) {
-		return nil
-	}
-	// gocsv matched the header to csvRow's fields; the rows are read
-	// straight into one reused csvRow through that mapping, which spares
-	// a reflective allocation per row.
-	var row csvRow
-	cells := row.columns(um.Headers)
-	to := make([]string, 1)
+	rows := newCSVRows(cols)
 	// the record before, and its line, for a problem with no record of its own
 	var prev []string
 	prevLine := 1 + shift
@@ -356,7 +310,7 @@ func readCSVReference(r io.Reader, fn rowFunc, bad badFunc, shift int) error {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && errors.Is(pe.Err, csv.ErrFieldCount) {
-				bad(pe.StartLine, "wrong number of fields: the header has %d", len(um.Headers))
+				bad(pe.StartLine, "wrong number of fields: the header has %d", len(cols))
 				prev, prevLine = record, pe.StartLine
 				continue
 			}
@@ -366,13 +320,7 @@ func readCSVReference(r io.Reader, fn rowFunc, bad badFunc, shift int) error {
 		line, _ := cr.FieldPos(0)
 		line += shift
 		prev, prevLine = record, line
-		row = csvRow{}
-		for i, cell := range record {
-			if p := cells[i]; p != nil {
-				*p = cell
-			}
-		}
-		if err := row.emit(line, fn, bad, to, false); err != nil {
+		if err := rows.emit(line, record, fn, bad, false); err != nil {
 			return err
 		}
 	}
@@ -415,39 +363,6 @@ func lineAfter(line int, record []string) int {
 		line += strings.Count(f, "\n")
 	}
 	return line
-}
-
-// csvFields maps a csv tag to the index of its csvRow field.
-var csvFields = func() map[string]int {
-	m := map[string]int{}
-	t := reflect.TypeFor[csvRow]()
-	for i := range t.NumField() {
-		m[t.Field(i).Tag.Get("csv")] = i
-	}
-	return m
-}()
-
-// columns points each column of the header at its field of r, nil where
-// the column has none.
-func (r *csvRow) columns(headers []string) []*string {
-	v := reflect.ValueOf(r).Elem()
-	cells := make([]*string, len(headers))
-	for i, h := range headers {
-		if f, ok := csvFields[h]; ok {
-			cells[i] = v.Field(f).Addr().Interface().(*string)
-		}
-	}
-	return cells
-}
-
-func validUTF8(r *csvRow) bool {
-	for _, s := range [...]string{r.To, r.Recipient, r.Kind, r.Scope, r.Type, r.Msg, r.Body, r.File, r.Thumb, r.From, r.Ext,
-		r.RoamIgnoreUsers, r.RouteType, r.ChatroomMsgLevel, r.SyncDevice, r.NeedGroupAck, r.Campaign, r.State} {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	return true
 }
 
 func csvLine(err error, fallback int) int {
@@ -513,8 +428,7 @@ func readJSONL(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 		if !plainRows || !decodePlainRow(text, &row) {
 			row = jsonRow{}
 			dec := json.NewDecoder(bytes.NewReader(text))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&row); err != nil {
+			if err := row.decode(dec); err != nil {
 				bad(line, "%s", jsonError(err))
 				continue
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"imcast/checkpoint"
+	"imcast/planner"
 )
 
 // CampaignStatus counts one campaign's deliveries by state.
@@ -78,13 +79,10 @@ const (
 	JSONL = "jsonl"
 )
 
-// Columns of a deliveries report: the delivery, then its message in the
-// keys of a campaign file, so that the report can be fed back to run.
-var (
-	deliveryColumns = []string{"campaign", "kind", "scope", "recipient", "state", "message_id", "error", "time"}
-	messageColumns  = []string{"type", "body", "from", "ext", "sync_device", "routetype", "roam_ignore_users",
-		"need_group_ack", "chatroom_msg_level", "file", "thumb", "restrict_access"}
-)
+// Columns of a deliveries report: the delivery, then its message, in the
+// keys of a campaign file (planner's table of them), so that the report
+// can be fed back to run. deliveryValues gives the delivery's, in order.
+var deliveryColumns, messageColumns = planner.ReportColumns()
 
 // DeliveriesOptions choose what a deliveries report holds.
 type DeliveriesOptions struct {
@@ -146,8 +144,24 @@ type rowWriter interface {
 	flush() error
 }
 
+// deliveryValue is a delivery's value of each delivery column.
+var deliveryValue = map[string]func(campaign string, d checkpoint.Delivery) string{
+	"campaign":   func(campaign string, d checkpoint.Delivery) string { return campaign },
+	"kind":       func(_ string, d checkpoint.Delivery) string { return d.Kind },
+	"scope":      func(_ string, d checkpoint.Delivery) string { return d.Scope },
+	"recipient":  func(_ string, d checkpoint.Delivery) string { return d.To },
+	"state":      func(_ string, d checkpoint.Delivery) string { return d.State.String() },
+	"message_id": func(_ string, d checkpoint.Delivery) string { return d.MessageID },
+	"error":      func(_ string, d checkpoint.Delivery) string { return d.Error },
+	"time":       func(_ string, d checkpoint.Delivery) string { return d.Time.UTC().Format(time.RFC3339Nano) },
+}
+
 func deliveryValues(campaign string, d checkpoint.Delivery) []string {
-	return []string{campaign, d.Kind, d.Scope, d.To, d.State.String(), d.MessageID, d.Error, d.Time.UTC().Format(time.RFC3339Nano)}
+	out := make([]string, len(deliveryColumns))
+	for i, c := range deliveryColumns {
+		out[i] = deliveryValue[c](campaign, d)
+	}
+	return out
 }
 
 type csvRows struct {
