@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"encoding/binary"
-	"hash/maphash"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -13,7 +12,7 @@ import (
 // millions of deliveries of the rows before them. Deliveries are matched
 // by a 64-bit hash, as Deliveries are, with the same odds of a collision.
 type Lookup struct {
-	seed  maphash.Seed
+	id    Identity
 	want  map[uint64]struct{}
 	found map[string]map[uint64]State // by campaign
 	names []string                    // the campaigns found holding any
@@ -21,19 +20,19 @@ type Lookup struct {
 
 // NewLookup makes a Lookup of no delivery.
 func NewLookup() *Lookup {
-	return &Lookup{seed: maphash.MakeSeed(), want: map[uint64]struct{}{}, found: map[string]map[uint64]State{}}
+	return &Lookup{id: NewIdentity(), want: map[uint64]struct{}{}, found: map[string]map[uint64]State{}}
 }
 
 // Add chooses a delivery to look up.
 func (l *Lookup) Add(kind, scope string, digest [32]byte, to string) {
-	l.want[deliveryKey(l.seed, kind, scope, digest, to)] = struct{}{}
+	l.want[l.id.Key("", kind, scope, &digest, to)] = struct{}{}
 }
 
 // State returns the latest state of a chosen delivery in campaign name
 // (InFlight reads as Uncertain, as in Load); Pending if the campaign
 // never saw it. Call it after Find.
 func (l *Lookup) State(name, kind, scope string, digest [32]byte, to string) State {
-	return l.found[name][deliveryKey(l.seed, kind, scope, digest, to)]
+	return l.found[name][l.id.Key("", kind, scope, &digest, to)]
 }
 
 // Campaigns are the campaigns Find found holding a chosen delivery, in
@@ -64,7 +63,7 @@ func (s *Store) Find(l *Lookup) error {
 					st = Uncertain
 				}
 				for _, to := range r.To {
-					key := deliveryKey(l.seed, r.Kind, r.Scope, r.Digest, to)
+					key := l.id.Key("", r.Kind, r.Scope, &r.Digest, to)
 					if _, ok := l.want[key]; !ok {
 						continue
 					}

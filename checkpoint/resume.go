@@ -1,33 +1,19 @@
 package checkpoint
 
 import (
-	"hash/maphash"
 	"time"
 )
 
 // Deliveries are the latest state of every delivery a campaign's ledger
-// holds, by a 64-bit hash of kind, scope, message digest and recipient.
+// holds, by their Identity keys.
 type Deliveries struct {
-	seed   maphash.Seed
+	id     Identity
 	states map[uint64]State
 	count  [Uncertain + 1]int64 // by state
 }
 
 func (d *Deliveries) key(kind, scope string, digest [32]byte, to string) uint64 {
-	return deliveryKey(d.seed, kind, scope, digest, to)
-}
-
-// deliveryKey hashes what identifies a delivery.
-func deliveryKey(seed maphash.Seed, kind, scope string, digest [32]byte, to string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	h.WriteString(kind)
-	h.WriteByte(0)
-	h.WriteString(scope)
-	h.WriteByte(0)
-	h.Write(digest[:])
-	h.WriteString(to)
-	return h.Sum64()
+	return d.id.Key("", kind, scope, &digest, to)
 }
 
 // State returns the delivery's latest state; Pending if the ledger never
@@ -67,7 +53,7 @@ func (c *Campaign) Load() (*Deliveries, error) {
 }
 
 func (c *Campaign) load() (*Deliveries, []Record, error) {
-	d := &Deliveries{seed: maphash.MakeSeed(), states: map[uint64]State{}}
+	d := &Deliveries{id: NewIdentity(), states: map[uint64]State{}}
 	var stale []Record
 	err := c.records(false, func(r Record) error {
 		if r.State == InFlight {
@@ -112,8 +98,8 @@ type Delivery struct {
 // EachDelivery calls fn with the latest record of every delivery, in the
 // sequence order of those latest records: each delivery appears once.
 func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
-	seed := maphash.MakeSeed()
-	key := func(r *Record, to string) uint64 { return deliveryKey(seed, r.Kind, r.Scope, r.Digest, to) }
+	id := NewIdentity()
+	key := func(r *Record, to string) uint64 { return id.Key("", r.Kind, r.Scope, &r.Digest, to) }
 	latest := map[uint64]uint64{}
 	err := c.records(false, func(r Record) error {
 		for _, to := range r.To {

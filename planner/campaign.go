@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"imcast/checkpoint"
 	"os"
 	"path/filepath"
 	"strings"
@@ -248,13 +248,12 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([
 	return files, ps.err()
 }
 
-// deliverySet remembers deliveries by a 64-bit hash of message and
-// recipient: 10 million take 128 MB. Two deliveries whose hashes collide
-// (odds of about 3 in a million for 10 million deliveries) count as one.
-// Past what dedupSlots holds, deliveries not in memory go to a spill on
-// disk in dir, whose verdicts come once the read ends (see spill).
+// deliverySet remembers deliveries by their checkpoint.Identity keys (and
+// its collision policy): 10 million take 128 MB. Past what dedupSlots
+// holds, deliveries not in memory go to a spill on disk in dir, whose
+// verdicts come once the read ends (see spill).
 type deliverySet struct {
-	seed  maphash.Seed
+	id    checkpoint.Identity
 	seen  *hashSet
 	limit int // hashes seen may hold
 	dir   string
@@ -266,7 +265,7 @@ type deliverySet struct {
 func newDeliverySet(expect func() int, dir string) *deliverySet {
 	seen := newHashSet(0)
 	seen.expect, seen.max = expect, dedupSlots
-	return &deliverySet{seed: maphash.MakeSeed(), seen: seen, limit: 3 * max(dedupSlots, len(seen.slots)) / 4, dir: dir}
+	return &deliverySet{id: checkpoint.NewIdentity(), seen: seen, limit: 3 * max(dedupSlots, len(seen.slots)) / 4, dir: dir}
 }
 
 // delivery is one delivery read, and whether it is new to the set, or
@@ -322,13 +321,7 @@ func (s *deliverySet) replay(ctx context.Context, fn func(m *Message, to string,
 func (s *deliverySet) close() { s.spill.close() }
 
 func (s *deliverySet) hash(m *Message, to string) uint64 {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	h.WriteString(m.Campaign)
-	h.WriteByte(0)
-	h.Write(m.Digest[:16])
-	h.WriteString(to)
-	return h.Sum64()
+	return s.id.Key(m.Campaign, string(m.Kind), m.Scope, &m.Digest, to)
 }
 
 // progress is how far a scan is through the campaign files: their bytes,
