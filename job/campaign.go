@@ -213,95 +213,22 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	// The calls of a run that stopped a moment ago still count in the
 	// server's windows: read them before Resume rewrites the time of those
 	// left in flight.
-	if err := store.Recent(time.Now().Add(-recentSpan), func(r checkpoint.Record) error {
-		c := Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time}
-		switch c.Kind {
-		case chatapi.Rooms:
-			c.Rooms = r.To
-		case chatapi.RoomMembers:
-			c.Rooms = []string{r.Scope}
-		}
-		cfg.Recent = append(cfg.Recent, c)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	res := &Result{}
-	var (
-		ledger  known
-		read    = camp          // what this run reads of the files
-		check   *planner.Source // with read of the appended rows: what the first read of them read
-		planned int64           // with check: the deliveries the campaign held before
-	)
-	prior, err := completed(store, cfg)
+	recent, err := recentCalls(store)
 	if err != nil {
 		return nil, err
 	}
-	if tc := camp.Since(prior.source()); tc != nil {
-		planned, err = store.Campaign(cfg.Campaign).Planned()
-		if err != nil {
-			return nil, err
-		}
-		if tc.Unchanged() {
-			return unchanged(camp, planned, cfg), nil
-		}
-		// Read the appended rows once to learn which deliveries to look
-		// up; the read that plans them then reads the same bytes, no
-		// further (rows appended meanwhile are the next run's), and must
-		// find them unchanged.
-		look := checkpoint.NewLookup()
-		first, err := tc.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
-			look.Add(string(m.Kind), m.Scope, m.Digest, to)
-			return true, nil
-		}, nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := store.Find(look); err != nil {
-			return nil, err
-		}
-		ledger, read, check = lookupState{look}, tc.Upto(first.Source), first.Source
-	} else {
-		ls := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
-		if _, err := ls.of(cfg.Campaign); err != nil {
-			return nil, err
-		}
-		if !cfg.Named {
-			if err := ls.others(); err != nil {
-				return nil, err
-			}
-		}
-		ledger = ls
+	cfg.Recent = append(cfg.Recent, recent...)
+	v, err := viewLedger(ctx, camp, store, cfg)
+	if err != nil {
+		return nil, err
 	}
-	// toSend says whether a delivery in state st is sent by this run.
-	toSend := func(st checkpoint.State) bool {
-		switch st {
-		case checkpoint.Sent:
-			return false
-		case checkpoint.Uncertain:
-			return cfg.ResendUncertain
-		}
-		return true
+	if v.unchanged {
+		return v.prepared, nil
 	}
-	state := func(m *planner.Message, to string) (checkpoint.State, error) {
-		st, err := ledger.state(cfg.campaignOf(m), m, to)
-		if err != nil {
-			return 0, err
-		}
-		if st == checkpoint.Pending && !cfg.Named {
-			// a report fed back to a ledger that does not know the
-			// delivery: what the report says it was stands
-			switch m.Reported {
-			case checkpoint.Sent, checkpoint.Uncertain:
-				st = m.Reported
-			case checkpoint.InFlight:
-				st = checkpoint.Uncertain
-			}
-		}
-		return st, nil
-	}
+	res := &Result{}
 	counts := map[string]int64{} // deliveries read, by campaign
 	found := map[string]int64{}  // of those to send, held by another campaign
+	state := cfg.stateIn(v.ledger)
 	// One read of the files validates the campaign and spools what is to
 	// be sent: the run sends exactly that, whatever the files hold later.
 	spool, err := planner.NewSpool(cfg.SpoolDir)
@@ -314,14 +241,14 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 			spool.Close()
 		}
 	}()
-	plan, err := read.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
+	plan, err := v.read.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
 		name := cfg.campaignOf(m)
 		st, err := state(m, to)
 		if err != nil {
 			return false, err
 		}
 		switch {
-		case check == nil || name != cfg.Campaign:
+		case v.check == nil || name != cfg.Campaign:
 			counts[name]++
 		case st == checkpoint.Pending || st == checkpoint.Failed:
 			counts[name]++ // new to the campaign, most likely
@@ -332,50 +259,29 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 		case st == checkpoint.Uncertain && !cfg.ResendUncertain:
 			res.HeldUncertain++
 		}
-		send := toSend(st)
+		send := cfg.toSend(st)
 		if send && !cfg.Named {
-			ledger.elsewhere(m, to, name, func(other string) { found[other]++ })
+			v.ledger.elsewhere(m, to, name, func(other string) { found[other]++ })
 		}
 		return send, nil
 	}, spool)
 	if err != nil {
 		return nil, err
 	}
-	if check != nil && !plan.Source.Equal(check) {
+	if v.check != nil && !plan.Source.Equal(v.check) {
 		return nil, fmt.Errorf("the campaign files changed while they were read: nothing was sent; run again")
 	}
 	if len(found) > 0 {
 		return nil, &SentElsewhereError{Campaign: cfg.Campaign, Found: found}
 	}
-	if check != nil {
+	if v.check != nil {
 		// the rows before were all sent, and the ledger holds their count
-		counts[cfg.Campaign] += planned
-		res.AlreadySent = max(res.AlreadySent, planned)
+		counts[cfg.Campaign] += v.planned
+		res.AlreadySent = max(res.AlreadySent, v.planned)
 	}
 	res.Plan = plan
-	touched := slices.Sorted(maps.Keys(counts))
-	for _, name := range touched {
-		c := store.Campaign(name)
-		n := counts[name]
-		if name != cfg.Campaign {
-			// a report fed back holds a part of its campaign only
-			old, err := c.Planned()
-			if err != nil {
-				return nil, err
-			}
-			n = max(n, old)
-		}
-		if err := c.SetPlanned(n); err != nil {
-			return nil, err
-		}
-	}
-	if plan.Total.Pending > 0 {
-		// sending: no campaign it sends into is complete until it ends
-		for _, name := range touched {
-			if err := store.Campaign(name).SetComplete(nil); err != nil {
-				return nil, err
-			}
-		}
+	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0); err != nil {
+		return nil, err
 	}
 	cfg.Kinds = nil
 	for _, kp := range plan.Kinds {
@@ -393,6 +299,147 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	}
 	prepared = true
 	return &Prepared{Plan: plan, res: res, spool: spool, cfg: cfg, store: store, sender: sender}, nil
+}
+
+// recentCalls are the calls of every campaign the server's windows may
+// still count.
+func recentCalls(store Store) ([]Call, error) {
+	var calls []Call
+	err := store.Recent(time.Now().Add(-recentSpan), func(r checkpoint.Record) error {
+		c := Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time}
+		switch c.Kind {
+		case chatapi.Rooms:
+			c.Rooms = r.To
+		case chatapi.RoomMembers:
+			c.Rooms = []string{r.Scope}
+		}
+		calls = append(calls, c)
+		return nil
+	})
+	return calls, err
+}
+
+// view is how a run sees the ledger and the files.
+type view struct {
+	ledger known
+	read   *planner.Campaign // what the run reads of the files
+	// With read of the rows appended since the campaign was complete:
+	// what a first read of them read, and the deliveries the campaign
+	// held before.
+	check   *planner.Source
+	planned int64
+	// unchanged: the files are as they were then; prepared is the run,
+	// with nothing to send
+	unchanged bool
+	prepared  *Prepared
+}
+
+// viewLedger compares the files with what the ledger kept of them when the
+// campaign was last complete. Unchanged, nothing is read. Only appended
+// to, the run reads the new rows and looks their deliveries up in the
+// ledger. Else it reads the whole ledger of the campaign, and of every
+// other unless cfg.Named, to find the deliveries they hold.
+func viewLedger(ctx context.Context, camp *planner.Campaign, store Store, cfg CampaignConfig) (*view, error) {
+	prior, err := completed(store, cfg)
+	if err != nil {
+		return nil, err
+	}
+	tc := camp.Since(prior.source())
+	if tc == nil {
+		ls := &ledgerState{store: store, byName: map[string]*checkpoint.Deliveries{}}
+		if _, err := ls.of(cfg.Campaign); err != nil {
+			return nil, err
+		}
+		if !cfg.Named {
+			if err := ls.others(); err != nil {
+				return nil, err
+			}
+		}
+		return &view{ledger: ls, read: camp}, nil
+	}
+	planned, err := store.Campaign(cfg.Campaign).Planned()
+	if err != nil {
+		return nil, err
+	}
+	if tc.Unchanged() {
+		return &view{unchanged: true, prepared: unchanged(camp, planned, cfg)}, nil
+	}
+	// Read the appended rows once to learn which deliveries to look up;
+	// the read that plans them then reads the same bytes, no further (rows
+	// appended meanwhile are the next run's), and must find them unchanged.
+	look := checkpoint.NewLookup()
+	first, err := tc.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
+		look.Add(string(m.Kind), m.Scope, m.Digest, to)
+		return true, nil
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Find(look); err != nil {
+		return nil, err
+	}
+	return &view{ledger: lookupState{look}, read: tc.Upto(first.Source), check: first.Source, planned: planned}, nil
+}
+
+// toSend says whether a delivery in state st is sent by this run.
+func (cfg *CampaignConfig) toSend(st checkpoint.State) bool {
+	switch st {
+	case checkpoint.Sent:
+		return false
+	case checkpoint.Uncertain:
+		return cfg.ResendUncertain
+	}
+	return true
+}
+
+// stateIn returns the state of a delivery in what the ledger holds, or,
+// for a report fed back to a ledger that does not know it, what the report
+// says it was.
+func (cfg *CampaignConfig) stateIn(ledger known) func(m *planner.Message, to string) (checkpoint.State, error) {
+	return func(m *planner.Message, to string) (checkpoint.State, error) {
+		st, err := ledger.state(cfg.campaignOf(m), m, to)
+		if err != nil || st != checkpoint.Pending || cfg.Named {
+			return st, err
+		}
+		switch m.Reported {
+		case checkpoint.Sent, checkpoint.Uncertain:
+			st = m.Reported
+		case checkpoint.InFlight:
+			st = checkpoint.Uncertain
+		}
+		return st, nil
+	}
+}
+
+// recordPlanned records how many deliveries each campaign the run read
+// holds (own is the run's; a report fed back holds a part of the others
+// only), and, when the run is to send, that none is complete until it
+// ends.
+func recordPlanned(store Store, own string, counts map[string]int64, sending bool) error {
+	touched := slices.Sorted(maps.Keys(counts))
+	for _, name := range touched {
+		c := store.Campaign(name)
+		n := counts[name]
+		if name != own {
+			old, err := c.Planned()
+			if err != nil {
+				return err
+			}
+			n = max(n, old)
+		}
+		if err := c.SetPlanned(n); err != nil {
+			return err
+		}
+	}
+	if !sending {
+		return nil
+	}
+	for _, name := range touched {
+		if err := store.Campaign(name).SetComplete(nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Send sends what was prepared and ends the run. When it leaves every
