@@ -83,7 +83,57 @@ var (
 func compile(f fields, dir string, extReserve int) (*Message, []string) {
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+	kind, typ := kindAndType(f, bad)
+	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}, Campaign: strings.TrimSpace(f.Campaign.V)}
+	if v := strings.TrimSpace(f.State.V); v != "" {
+		st, err := checkpoint.ParseState(v)
+		if err != nil {
+			bad("state: %v", err)
+		}
+		m.Reported = st
+	}
+	switch {
+	case kind.Scoped() && strings.TrimSpace(f.Scope.V) == "":
+		bad("scope: %s needs the ID of its %s", kind, map[bool]string{true: "group", false: "chat room"}[kind == chatapi.GroupMembers])
+	case kind.Scoped():
+		m.Scope = strings.TrimSpace(f.Scope.V)
+	case f.Scope.OK && f.Scope.V != "" && kind != "":
+		bad("scope is only for group_members and room_members, not %s", kind)
+	}
+	body := bodyOf(f, typ, bad)
+	attachFiles(f, m, dir, len(probs) == 0, bad)
+	if body != nil {
+		checkBody(typ, body, f.File.OK && f.File.V != "", bad)
+	}
+	if f.From.OK {
+		if f.From.V == "" {
+			bad(`from is "": leave it out to send as admin`)
+		}
+		m.Message.From = &f.From.V
+	}
+	if f.Ext.OK {
+		var obj map[string]any
+		if err := decodeObject(f.Ext.V, &obj); err != nil {
+			bad("ext: %v", err)
+		} else {
+			m.Message.Ext = canonical(obj)
+		}
+	}
+	compileOptions(f, kind, &m.Message, bad)
+	if body != nil {
+		m.Message.Body = canonical(body)
+		checkSize(m, extReserve, bad)
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	m.Digest = digest(m)
+	return m, nil
+}
 
+// kindAndType reads a row's kind (users if none) and message type (txt
+// if none).
+func kindAndType(f fields, bad func(string, ...any)) (chatapi.Kind, string) {
 	kind := chatapi.Users
 	if f.Kind.OK && f.Kind.V != "" {
 		k, err := chatapi.ParseKind(f.Kind.V)
@@ -103,25 +153,12 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 			bad("unknown type %q (want one of %s)", typ, strings.Join(allowed, ", "))
 		}
 	}
-	m := &Message{Kind: kind, Message: chatapi.Message{Type: typ}, Campaign: strings.TrimSpace(f.Campaign.V)}
-	if v := strings.TrimSpace(f.State.V); v != "" {
-		st, err := checkpoint.ParseState(v)
-		if err != nil {
-			bad("state: %v", err)
-		}
-		m.Reported = st
-	}
+	return kind, typ
+}
 
-	switch {
-	case kind.Scoped() && strings.TrimSpace(f.Scope.V) == "":
-		bad("scope: %s needs the ID of its %s", kind, map[bool]string{true: "group", false: "chat room"}[kind == chatapi.GroupMembers])
-	case kind.Scoped():
-		m.Scope = strings.TrimSpace(f.Scope.V)
-	case f.Scope.OK && f.Scope.V != "" && kind != "":
-		bad("scope is only for group_members and room_members, not %s", kind)
-	}
-
-	// body, with msg as the shorthand of body.msg
+// bodyOf is a row's body, with msg as the shorthand of body.msg; nil if
+// the body does not decode.
+func bodyOf(f fields, typ string, bad func(string, ...any)) map[string]any {
 	body := map[string]any{}
 	if f.Body.OK && strings.TrimSpace(f.Body.V) != "" {
 		if err := decodeObject(f.Body.V, &body); err != nil {
@@ -136,66 +173,50 @@ func compile(f fields, dir string, extReserve int) (*Message, []string) {
 			body["msg"] = f.Msg.V
 		}
 	}
+	return body
+}
+
+// attachFiles checks the file and thumb a row names and sets m's, and its
+// restrict_access; clean says the row had no problem before them.
+func attachFiles(f fields, m *Message, dir string, clean bool, bad func(string, ...any)) {
+	typ := m.Message.Type
+	found := false
+	badHere := func(format string, args ...any) { found = true; bad(format, args...) }
 	if f.File.OK && f.File.V != "" {
 		if !slices.Contains(mediaTypes, typ) {
-			bad("file is for img, audio, video and file messages, not %s", typ)
+			badHere("file is for img, audio, video and file messages, not %s", typ)
 		}
-		m.File = attach("file", f.File.V, dir, bad)
+		m.File = attach("file", f.File.V, dir, badHere)
 	}
 	if f.Thumb.OK && f.Thumb.V != "" {
 		if typ != "video" {
-			bad("thumb is the thumbnail of a video message, not %s", article(typ))
+			badHere("thumb is the thumbnail of a video message, not %s", article(typ))
 		}
-		m.Thumb = attach("thumb", f.Thumb.V, dir, bad)
+		m.Thumb = attach("thumb", f.Thumb.V, dir, badHere)
 	}
 	if f.RestrictAccess.OK {
-		if b := boolean("restrict_access", f.RestrictAccess, bad); b != nil {
+		if b := boolean("restrict_access", f.RestrictAccess, badHere); b != nil {
 			m.Restrict = *b
 		}
-		if m.File.Path == "" && m.Thumb.Path == "" && len(probs) == 0 {
+		if m.File.Path == "" && m.Thumb.Path == "" && clean && !found {
 			bad("restrict_access is for messages with a file or thumb to upload")
 		}
 	}
-	if body != nil {
-		checkBody(typ, body, f.File.OK && f.File.V != "", bad)
-	}
+}
 
-	if f.From.OK {
-		if f.From.V == "" {
-			bad(`from is "": leave it out to send as admin`)
-		}
-		m.Message.From = &f.From.V
+// checkSize checks that body and ext, with what the run adds to them, fit
+// the service's limit.
+func checkSize(m *Message, extReserve int, bad func(string, ...any)) {
+	size := len(m.Message.Body) + len(m.Message.Ext) + extReserve
+	if m.File.Path != "" {
+		size += UploadReserve
 	}
-	var ext json.RawMessage
-	if f.Ext.OK {
-		var obj map[string]any
-		if err := decodeObject(f.Ext.V, &obj); err != nil {
-			bad("ext: %v", err)
-		} else {
-			ext = canonical(obj)
-		}
+	if m.Thumb.Path != "" {
+		size += UploadReserve
 	}
-	m.Message.Ext = ext
-	compileOptions(f, kind, &m.Message, bad)
-
-	if body != nil {
-		m.Message.Body = canonical(body)
-		size := len(m.Message.Body) + len(ext) + extReserve
-		if m.File.Path != "" {
-			size += UploadReserve
-		}
-		if m.Thumb.Path != "" {
-			size += UploadReserve
-		}
-		if size > MaxBodyExt {
-			bad("body and ext take %d bytes, over the limit of %d", size, MaxBodyExt)
-		}
+	if size > MaxBodyExt {
+		bad("body and ext take %d bytes, over the limit of %d", size, MaxBodyExt)
 	}
-	if len(probs) > 0 {
-		return nil, probs
-	}
-	m.Digest = digest(m)
-	return m, nil
 }
 
 // checkBody checks the body fields the API requires for the type.
