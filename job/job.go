@@ -506,23 +506,14 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 // batch.
 func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk booking) error {
 	m := it.batch.Message
-	kind := m.Kind
 	msg, err := r.prepare(ctx, m)
 	if err != nil {
 		return err
 	}
-	to := it.batch.To
-	campaign := r.cfg.campaignOf(m)
-	rec := &checkpoint.Record{Campaign: campaign, Kind: string(kind), Scope: m.Scope, Digest: m.Digest, To: to, Attempts: it.attempts + 1}
-	sk := storedKey{campaign, m.Digest}
-	if _, done := r.stored.Load(sk); !done {
-		rec.Message = m.RowJSON()
+	rec, err := r.begin(m, it)
+	if err != nil {
+		return err
 	}
-	if err := r.ledger.Begin(rec); err != nil {
-		return fmt.Errorf("ledger: %w", err)
-	}
-	r.stored.Store(sk, true)
-
 	// Sleep to the booked time, then have the pacer stamp the call as it
 	// leaves; a call late enough to find its windows full waits for room.
 	for wait := bk.at; ; {
@@ -536,41 +527,69 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 			break
 		}
 	}
-
 	sent := time.Now()
-	r.progress.kind(kind).Calls.Add(1)
+	r.progress.kind(m.Kind).Calls.Add(1)
 	r.health.sending(sent)
-	// The pacer learns from when the request was written: the last write
-	// on this context is the call's own, after any token request.
+	res, wrote, err := r.send(sendCtx, chatapi.Batch{Kind: m.Kind, Scope: m.Scope, To: rec.To, Message: msg})
+	rec.Time = time.Now()
+	e.pacer.answered(bk, sent, wrote, rec.Time, chatapi.Refused(err), chatapi.RefusedCalls(err))
+	if err == nil {
+		return r.delivered(rec, res)
+	}
+	return r.failed(e, rec, m, err)
+}
+
+// begin durably records the batch in flight, with its message the first
+// time the campaign has it.
+func (r *runner) begin(m *planner.Message, it item) (*checkpoint.Record, error) {
+	campaign := r.cfg.campaignOf(m)
+	rec := &checkpoint.Record{Campaign: campaign, Kind: string(m.Kind), Scope: m.Scope, Digest: m.Digest, To: it.batch.To, Attempts: it.attempts + 1}
+	sk := storedKey{campaign, m.Digest}
+	if _, done := r.stored.Load(sk); !done {
+		rec.Message = m.RowJSON()
+	}
+	if err := r.ledger.Begin(rec); err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	r.stored.Store(sk, true)
+	return rec, nil
+}
+
+// send makes the call, and says when its request was written (zero if it
+// never was): the last write on this context is the call's own, after any
+// token request. The pacer learns from that moment.
+func (r *runner) send(sendCtx context.Context, b chatapi.Batch) (chatapi.Result, time.Time, error) {
 	var wrote atomic.Int64
 	traced := httptrace.WithClientTrace(sendCtx, &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(time.Now().UnixNano()) },
 	})
-	res, err := r.sender.Send(traced, chatapi.Batch{Kind: kind, Scope: m.Scope, To: to, Message: msg})
+	res, err := r.sender.Send(traced, b)
 	if sendCtx.Err() == nil {
 		r.health.done(err)
 	}
-	rec.Time = time.Now()
-	var wroteAt time.Time
+	var at time.Time
 	if ns := wrote.Load(); ns != 0 {
-		wroteAt = time.Unix(0, ns)
+		at = time.Unix(0, ns)
 	}
-	e.pacer.answered(bk, sent, wroteAt, rec.Time, chatapi.Refused(err), chatapi.RefusedCalls(err))
-	if err == nil {
-		return r.delivered(rec, res)
-	}
+	return res, at, err
+}
+
+// failed records a call that err ended: failed for good, uncertain, or
+// not delivered and queued to be sent again (or given up on after
+// MaxAttempts). Refused credentials stop the run.
+func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message, err error) error {
 	var apiErr *chatapi.Error
 	errors.As(err, &apiErr)
 	rec.Error = err.Error()
-	pc := r.progress.kind(kind)
+	pc := r.progress.kind(m.Kind)
 	switch chatapi.OutcomeOf(err) {
 	case chatapi.Permanent:
 		rec.State = checkpoint.Failed
-		pc.Failed.Add(int64(len(to)))
+		pc.Failed.Add(int64(len(rec.To)))
 		return r.finish(rec)
 	case chatapi.Ambiguous:
 		rec.State = checkpoint.Uncertain
-		pc.Uncertain.Add(int64(len(to)))
+		pc.Uncertain.Add(int64(len(rec.To)))
 		return r.finish(rec)
 	}
 	// Not delivered: send again later, or give up.
@@ -591,7 +610,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	if rec.Attempts >= r.cfg.MaxAttempts {
 		rec.State = checkpoint.Failed
 		rec.Error = fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.Error)
-		pc.Failed.Add(int64(len(to)))
+		pc.Failed.Add(int64(len(rec.To)))
 		return r.finish(rec)
 	}
 	if err := r.finish(rec); err != nil {
@@ -607,7 +626,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	} else if apiErr != nil && apiErr.RetryAfter > pause {
 		pause = apiErr.RetryAfter
 	}
-	e.requeue(item{batch: planner.Batch{Message: m, To: to}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})
+	e.requeue(item{batch: planner.Batch{Message: m, To: rec.To}, attempts: rec.Attempts, notBefore: time.Now().Add(pause)})
 	return nil
 }
 
