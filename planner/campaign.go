@@ -142,48 +142,9 @@ type deliveryFunc func(m *Message, to string) error
 // each file.
 func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([]SourceFile, error) {
 	var ps problems
-	type entry struct {
-		msg   *Message
-		probs []string
-	}
-	cache := map[string]entry{}
-	var key []byte
-	// lookup validates the message of a row's fields, once for each
-	// distinct one (the cache is cleared past 65536 of them).
-	lookup := func(f *fields, dir string) entry {
-		merged := f.over(c.defaults)
-		key = append(append(key[:0], dir...), 0)
-		key = merged.appendKey(key)
-		e, ok := cache[string(key)]
-		if !ok {
-			if len(cache) >= 1<<16 {
-				clear(cache)
-			}
-			m, probs := compile(merged, dir, c.opts.ExtReserve)
-			if p := idProblem(strings.TrimSpace(merged.Scope.V)); p != "" {
-				m, probs = nil, append(probs, "scope "+p)
-			}
-			e = entry{msg: m, probs: probs}
-			cache[string(key)] = e
-		}
-		return e
-	}
-	var (
-		haveLast   bool
-		lastFields fields
-		lastDir    string
-		last       entry
-	)
+	msgs := &messages{defaults: c.defaults, extReserve: c.opts.ExtReserve, cache: map[string]compiled{}}
 	rows := 0
-	*prog = progress{}
-	for i, file := range c.opts.Files {
-		if fi, err := os.Stat(file); err == nil {
-			prog.total += fi.Size()
-			if c.since != nil {
-				prog.total -= c.tails[i].from.Size
-			}
-		}
-	}
+	c.startProgress(prog)
 	files := make([]SourceFile, len(c.opts.Files))
 	for i, file := range c.opts.Files {
 		var t *tail
@@ -205,37 +166,11 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([
 			if rows++; rows%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			var e entry
-			if haveLast && *f == lastFields && dir == lastDir {
-				e = last // the common case: a row like the one before
-			} else {
-				e = lookup(f, dir)
-				haveLast, lastFields, lastDir, last = true, *f, dir, e
-			}
+			e := msgs.of(f, dir)
 			for _, p := range e.probs {
-				ps.add(file, line, "%s", p)
+				bad(line, "%s", p)
 			}
-			if len(to) == 0 {
-				ps.add(file, line, "to is missing: every row needs a recipient")
-				return nil
-			}
-			for _, id := range to {
-				id = strings.TrimSpace(id)
-				if id == "" {
-					ps.add(file, line, "to is empty")
-					continue
-				}
-				if p := idProblem(id); p != "" {
-					ps.add(file, line, "to %s", p)
-					continue
-				}
-				if e.msg != nil {
-					if err := fn(e.msg, id); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
+			return deliveries(e.msg, to, line, bad, fn)
 		}, bad)
 		if err != nil {
 			return nil, err
@@ -246,6 +181,89 @@ func (c *Campaign) scan(ctx context.Context, prog *progress, fn deliveryFunc) ([
 		}
 	}
 	return files, ps.err()
+}
+
+// startProgress sets prog to the bytes the scan is to read.
+func (c *Campaign) startProgress(prog *progress) {
+	*prog = progress{}
+	for i, file := range c.opts.Files {
+		if fi, err := os.Stat(file); err == nil {
+			prog.total += fi.Size()
+			if c.since != nil {
+				prog.total -= c.tails[i].from.Size
+			}
+		}
+	}
+}
+
+// deliveries checks the recipients of the row at line and hands fn each
+// valid one with the row's message (none if the message has problems).
+func deliveries(m *Message, to []string, line int, bad badFunc, fn deliveryFunc) error {
+	if len(to) == 0 {
+		bad(line, "to is missing: every row needs a recipient")
+		return nil
+	}
+	for _, id := range to {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			bad(line, "to is empty")
+			continue
+		}
+		if p := idProblem(id); p != "" {
+			bad(line, "to %s", p)
+			continue
+		}
+		if m != nil {
+			if err := fn(m, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compiled is a row's message, validated, or its problems.
+type compiled struct {
+	msg   *Message
+	probs []string
+}
+
+// messages validates the message of each row's fields once for each
+// distinct one (the cache is cleared past 65536 of them), and at once for
+// a row like the one before, the common case.
+type messages struct {
+	defaults   *fields
+	extReserve int
+	cache      map[string]compiled
+	key        []byte
+	// the row before
+	haveLast   bool
+	lastFields fields
+	lastDir    string
+	last       compiled
+}
+
+func (ms *messages) of(f *fields, dir string) compiled {
+	if ms.haveLast && *f == ms.lastFields && dir == ms.lastDir {
+		return ms.last
+	}
+	merged := f.over(ms.defaults)
+	ms.key = append(append(ms.key[:0], dir...), 0)
+	ms.key = merged.appendKey(ms.key)
+	e, ok := ms.cache[string(ms.key)]
+	if !ok {
+		if len(ms.cache) >= 1<<16 {
+			clear(ms.cache)
+		}
+		m, probs := compile(merged, dir, ms.extReserve)
+		if p := idProblem(strings.TrimSpace(merged.Scope.V)); p != "" {
+			m, probs = nil, append(probs, "scope "+p)
+		}
+		e = compiled{msg: m, probs: probs}
+		ms.cache[string(ms.key)] = e
+	}
+	ms.haveLast, ms.lastFields, ms.lastDir, ms.last = true, *f, dir, e
+	return e
 }
 
 // deliverySet remembers deliveries by their checkpoint.Identity keys (and
