@@ -41,19 +41,13 @@ type reading struct {
 // same batches.
 func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFunc, spool *Spool) (*reading, error) {
 	r := &reading{groups: map[Key]*group{}, rooms: map[string]int64{}}
-	type open struct {
-		order int
-		to    []string
-	}
-	var opened map[Key]*open
-	if spool != nil {
-		opened = map[Key]*open{}
-	}
-	var prog progress
+	var bt *batcher
 	dir := ""
 	if spool != nil {
+		bt = &batcher{q: q, spool: spool, opened: map[Key]*openBatch{}}
 		dir = spool.dir
 	}
+	var prog progress
 	set := newDeliverySet(func() int { return prog.expect(int(r.rows)) }, dir)
 	defer set.close()
 	// add counts one delivery, new says whether it is the first of its
@@ -81,21 +75,10 @@ func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFu
 		if m.Kind == chatapi.Rooms {
 			r.rooms[to]++
 		}
-		if spool == nil {
+		if bt == nil {
 			return nil
 		}
-		b := opened[key]
-		if b == nil {
-			b = &open{order: len(opened)}
-			opened[key] = b
-		}
-		b.to = append(b.to, to)
-		if len(b.to) == q.PerCall(m.Kind) {
-			full := b.to
-			b.to = b.to[:0]
-			return spool.add(Batch{Message: m, To: full})
-		}
-		return nil
+		return bt.add(m, to)
 	}
 	// Deliveries are deduplicated a few hundred at a time: the lookups
 	// of a set far larger than the CPU's caches then overlap, instead of
@@ -133,22 +116,59 @@ func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFu
 		return nil, err
 	}
 	r.files = files
-	if spool == nil {
+	if bt == nil {
 		return r, nil
 	}
-	rest := make([]Key, 0, len(opened))
-	for k, b := range opened {
+	return r, bt.finish()
+}
+
+// batcher fills batches into a spool: the deliveries of one message up to
+// what a call of its kind takes, each spooled as soon as it is full, the
+// partial ones at the end in the order their messages first appeared.
+type batcher struct {
+	q      chatapi.Quotas
+	spool  *Spool
+	opened map[Key]*openBatch
+}
+
+// openBatch is a batch being filled.
+type openBatch struct {
+	order int // among the messages
+	msg   *Message
+	to    []string
+}
+
+func (bt *batcher) add(m *Message, to string) error {
+	key := m.Key()
+	b := bt.opened[key]
+	if b == nil {
+		b = &openBatch{order: len(bt.opened), msg: m}
+		bt.opened[key] = b
+	}
+	b.to = append(b.to, to)
+	if len(b.to) < bt.q.PerCall(m.Kind) {
+		return nil
+	}
+	full := b.to
+	b.to = b.to[:0]
+	return bt.spool.add(Batch{Message: m, To: full})
+}
+
+// finish spools the partial batches and readies the spool to be read.
+func (bt *batcher) finish() error {
+	rest := make([]*openBatch, 0, len(bt.opened))
+	for _, b := range bt.opened {
 		if len(b.to) > 0 {
-			rest = append(rest, k)
+			rest = append(rest, b)
 		}
 	}
-	slices.SortFunc(rest, func(a, b Key) int { return opened[a].order - opened[b].order })
-	for _, k := range rest {
-		if err := spool.add(Batch{Message: r.groups[k].msg, To: opened[k].to}); err != nil {
-			return nil, err
+	slices.SortFunc(rest, func(a, b *openBatch) int { return a.order - b.order })
+	for _, b := range rest {
+		if err := bt.spool.add(Batch{Message: b.msg, To: b.to}); err != nil {
+			return err
 		}
 	}
-	return r, spool.finish()
+	return bt.spool.finish()
 }
 
 // Batches reads the campaign and hands emit its batches as a run under q
