@@ -187,58 +187,14 @@ type preparedMsg struct {
 // returns ctx's error. A ledger write that fails, or a token the server
 // refuses, stops the run with that error.
 func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledger) (*Progress, error) {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 8
-	}
-	if cfg.Pacing == (Pacing{}) {
-		cfg.Pacing = DefaultPacing
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 10
-	}
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = 500 * time.Millisecond
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
-	}
-	if cfg.Progress == nil {
-		cfg.Progress = NewProgress(cfg.Kinds)
-	}
-	if cfg.Unreachable <= 0 {
-		cfg.Unreachable = 10 * time.Second
-	}
-	if cfg.StallTimeout <= 0 {
-		cfg.StallTimeout = 5 * time.Minute
-	}
+	cfg.withDefaults()
 	if h, ok := sender.(interface{ Host() string }); ok && cfg.Host == "" {
 		cfg.Host = h.Host()
 	}
 	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
 
-	rooms := newRoomWindows(cfg.Pacing)
-	byPath := map[string]*endpoint{}
-	var order []*endpoint
-	for _, k := range cfg.Kinds {
-		e := byPath[k.Path()]
-		if e == nil {
-			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), quotas: cfg.Quotas, wake: make(chan struct{}, 1)}
-			byPath[k.Path()] = e
-			order = append(order, e)
-		}
-		e.kinds = append(e.kinds, k)
-	}
-	// In time order, each seed lands at the end of its logs.
-	slices.SortStableFunc(cfg.Recent, func(a, b Call) int { return a.At.Compare(b.At) })
-	for _, c := range cfg.Recent {
-		if e := byPath[c.Kind.Path()]; e != nil {
-			e.pacer.seed(c)
-		}
-		// Every run shares the room windows, whatever its kinds.
-		rooms.add(c.At, c.Rooms, bookingIDs.Add(1))
-	}
-
+	order := endpoints(cfg)
 	// The watchdog stops the run, and cuts short the calls in flight, when
 	// the host gives no answer; a signal (ctx) stops dispatching only and
 	// lets the calls in flight finish.
@@ -285,6 +241,61 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 		err = ctx.Err()
 	}
 	return r.progress, err
+}
+
+// withDefaults fills what cfg leaves unset.
+func (cfg *Config) withDefaults() {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Pacing == (Pacing{}) {
+		cfg.Pacing = DefaultPacing
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = NewProgress(cfg.Kinds)
+	}
+	if cfg.Unreachable <= 0 {
+		cfg.Unreachable = 10 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 5 * time.Minute
+	}
+}
+
+// endpoints gives each endpoint of cfg's kinds its pacer, the room
+// windows shared among them, all seeded with the calls just made.
+func endpoints(cfg Config) []*endpoint {
+	rooms := newRoomWindows(cfg.Pacing)
+	byPath := map[string]*endpoint{}
+	var order []*endpoint
+	for _, k := range cfg.Kinds {
+		e := byPath[k.Path()]
+		if e == nil {
+			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), quotas: cfg.Quotas, wake: make(chan struct{}, 1)}
+			byPath[k.Path()] = e
+			order = append(order, e)
+		}
+		e.kinds = append(e.kinds, k)
+	}
+	// In time order, each seed lands at the end of its logs.
+	slices.SortStableFunc(cfg.Recent, func(a, b Call) int { return a.At.Compare(b.At) })
+	for _, c := range cfg.Recent {
+		if e := byPath[c.Kind.Path()]; e != nil {
+			e.pacer.seed(c)
+		}
+		// Every run shares the room windows, whatever its kinds.
+		rooms.add(c.At, c.Rooms, bookingIDs.Add(1))
+	}
+	return order
 }
 
 // health tracks whether the host answers.
