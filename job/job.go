@@ -370,74 +370,87 @@ func (r *runner) dispatch(ctx, sendCtx context.Context, g *errgroup.Group, e *en
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		it, ok, due := e.ready(time.Now())
-		if !ok && queue == nil {
-			// no more batches to join the carried parts
-			e.flushCarry()
-			it, ok, due = e.ready(time.Now())
-		}
+		it, ok := e.next(ctx, &queue, timer)
 		if !ok {
-			if queue == nil && e.idle() {
-				return nil
-			}
-			wait := time.Hour
-			if !due.IsZero() {
-				wait = max(time.Until(due), 0)
-			}
-			timer.Reset(wait)
-			select {
-			case b, open := <-queue:
-				if !open {
-					queue = nil
-					continue
-				}
-				it, ok = item{batch: b}, true
-			case <-e.wake:
-			case <-timer.C:
-			case <-ctx.Done():
-				return nil
-			}
-			if !ok {
-				continue
-			}
+			return nil
 		}
 		// Uploads and the like happen before booking, so that they never
 		// make a call late for its time.
 		if _, err := r.prepare(ctx, it.batch.Message); err != nil {
 			return err
 		}
-		// Book the call only once a worker is free, and sleep here until
-		// just before its time: a batch is marked in flight for no longer
-		// than the ledger write takes, and a slot is held asleep by at most
-		// one booking per endpoint.
-		select {
-		case r.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !r.launch(ctx, sendCtx, g, e, it) {
 			return nil
 		}
-		b, bk := e.book(time.Now(), it)
-		if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
-			e.pacer.cancel(bk)
-			<-r.sem
-			return nil
-		}
-		e.mu.Lock()
-		e.outstanding++
-		e.mu.Unlock()
-		g.Go(func() error {
-			defer func() {
-				<-r.sem
-				e.mu.Lock()
-				e.outstanding--
-				e.mu.Unlock()
-				e.signal()
-			}()
-			return r.call(ctx, sendCtx, e, b, bk)
-		})
 	}
+}
+
+// next waits for the endpoint's next batch: a retry or a carried part
+// whose time has come, or a new batch from queue (nil once it is closed).
+// It reports false when ctx ends, or when nothing is left to send.
+func (e *endpoint) next(ctx context.Context, queue *<-chan planner.Batch, timer *time.Timer) (item, bool) {
+	for ctx.Err() == nil {
+		it, ok, due := e.ready(time.Now())
+		if !ok && *queue == nil {
+			// no more batches to join the carried parts
+			e.flushCarry()
+			it, ok, due = e.ready(time.Now())
+		}
+		if ok {
+			return it, true
+		}
+		if *queue == nil && e.idle() {
+			return item{}, false
+		}
+		wait := time.Hour
+		if !due.IsZero() {
+			wait = max(time.Until(due), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case b, open := <-*queue:
+			if open {
+				return item{batch: b}, true
+			}
+			*queue = nil
+		case <-e.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return item{}, false
+}
+
+// launch books the call of it once a worker is free, sleeps here until
+// just before its time, and starts it: a batch is marked in flight for no
+// longer than the ledger write takes, and a slot is held asleep by at most
+// one booking per endpoint. It reports false if ctx ended first.
+func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endpoint, it item) bool {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	b, bk := e.book(time.Now(), it)
+	if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
+		e.pacer.cancel(bk)
+		<-r.sem
+		return false
+	}
+	e.mu.Lock()
+	e.outstanding++
+	e.mu.Unlock()
+	g.Go(func() error {
+		defer func() {
+			<-r.sem
+			e.mu.Lock()
+			e.outstanding--
+			e.mu.Unlock()
+			e.signal()
+		}()
+		return r.call(ctx, sendCtx, e, b, bk)
+	})
+	return true
 }
 
 // book reserves the next call of e for it at now or later, splitting off
