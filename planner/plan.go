@@ -98,10 +98,29 @@ func (c *Campaign) PlanPending(ctx context.Context, q chatapi.Quotas, pending Pe
 	if err != nil {
 		return nil, err
 	}
-	groups, rooms, rows := r.groups, r.rooms, r.rows
+	byKind, loads := r.work(q)
+	p := &Plan{Files: c.opts.Files, Rows: r.rows, Total: KindPlan{Kind: TotalRow}, Attachments: attachments(r.groups),
+		Source: c.sourceOf(r.files, r.groups)}
+	for _, k := range chatapi.Kinds {
+		kp := byKind[k]
+		qk := q[k]
+		p.Quotas = append(p.Quotas, QuotaRow{Kind: string(k), CallsPerSecond: qk.Calls.PerSecond(), MessagesPerSecond: qk.Messages.PerSecond()})
+		if kp == nil {
+			continue
+		}
+		kp.Estimate = estimate(qk, *loads[k.Path()])
+		kp.EstimatedSeconds = kp.Estimate.Seconds()
+		p.Kinds = append(p.Kinds, *kp)
+		p.Total.add(kp)
+	}
+	return p, nil
+}
+
+// work counts what the read found per kind, under q, and the load of
+// each endpoint (by path) for its estimate.
+func (r *reading) work(q chatapi.Quotas) (map[chatapi.Kind]*KindPlan, map[string]*load) {
 	byKind := map[chatapi.Kind]*KindPlan{}
-	loads := map[string]*load{} // by endpoint path
-	for _, g := range groups {
+	for _, g := range r.groups {
 		k := g.msg.Kind
 		kp := byKind[k]
 		if kp == nil {
@@ -121,13 +140,14 @@ func (c *Campaign) PlanPending(ctx context.Context, q chatapi.Quotas, pending Pe
 		}
 		if k == chatapi.RoomMembers {
 			// each directed call is one message into its room
-			rooms[g.msg.Scope] += batches
+			r.rooms[g.msg.Scope] += batches
 		}
 	}
 	busiest := int64(0)
-	for _, n := range rooms {
+	for _, n := range r.rooms {
 		busiest = max(busiest, n)
 	}
+	loads := map[string]*load{}
 	for k, kp := range byKind {
 		l := loads[k.Path()]
 		if l == nil {
@@ -140,31 +160,24 @@ func (c *Campaign) PlanPending(ctx context.Context, q chatapi.Quotas, pending Pe
 			l.busiestRoom = busiest
 		}
 	}
+	return byKind, loads
+}
 
-	p := &Plan{Files: c.opts.Files, Rows: rows, Total: KindPlan{Kind: TotalRow}, Attachments: []PlannedFile{}, Source: c.sourceOf(r.files, groups)}
-	seenFile := map[string]bool{}
+// attachments are the local files the messages upload, each once, in
+// path order.
+func attachments(groups map[Key]*group) []PlannedFile {
+	out := []PlannedFile{}
+	seen := map[string]bool{}
 	for _, g := range groups {
 		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
-			if a.Path != "" && !seenFile[a.Path] {
-				seenFile[a.Path] = true
-				p.Attachments = append(p.Attachments, PlannedFile{Path: a.Path, Bytes: a.Size})
+			if a.Path != "" && !seen[a.Path] {
+				seen[a.Path] = true
+				out = append(out, PlannedFile{Path: a.Path, Bytes: a.Size})
 			}
 		}
 	}
-	slices.SortFunc(p.Attachments, func(a, b PlannedFile) int { return strings.Compare(a.Path, b.Path) })
-	for _, k := range chatapi.Kinds {
-		kp := byKind[k]
-		qk := q[k]
-		p.Quotas = append(p.Quotas, QuotaRow{Kind: string(k), CallsPerSecond: qk.Calls.PerSecond(), MessagesPerSecond: qk.Messages.PerSecond()})
-		if kp == nil {
-			continue
-		}
-		kp.Estimate = estimate(qk, *loads[k.Path()])
-		kp.EstimatedSeconds = kp.Estimate.Seconds()
-		p.Kinds = append(p.Kinds, *kp)
-		p.Total.add(kp)
-	}
-	return p, nil
+	slices.SortFunc(out, func(a, b PlannedFile) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 // Unread is the plan of a campaign Since found unchanged, whose files are
