@@ -41,6 +41,9 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("campaign %s: %w", name, err)
 		}
+		// the plan counts the files' deliveries; the ledger may hold more
+		// (an earlier version of the files, a report fed back)
+		planned = max(planned, int64(d.Len()))
 		s := CampaignStatus{Campaign: name, Planned: planned,
 			Sent: d.Count(checkpoint.Sent), Failed: d.Count(checkpoint.Failed), Uncertain: d.Count(checkpoint.Uncertain)}
 		// never tried, plus refused and waiting for another call
