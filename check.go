@@ -21,14 +21,14 @@ func checkCommand() *cli.Command {
 		Usage: "check the connection: fetch the app token and print the base URL and the quotas in force; sends no message",
 		Flags: append(connectionFlags(), quotaFlags()...),
 		Action: func(c *cli.Context) error {
-			return check(c.Context, checkOpts{Conn: connOptionsFrom(c), Quotas: quotaOptionsFrom(c)}, c.App.Writer)
+			return check(c.Context, checkOpts{Conn: connOptionsFrom(c), Quotas: quotaOptionsFrom(c)}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
 // check fetches the app token (if it is fetched) and prints where the run
 // would go and under which quotas.
-func check(ctx context.Context, o checkOpts, stdout io.Writer) error {
+func check(ctx context.Context, o checkOpts, stdout, _ io.Writer) error {
 	quotas, err := o.Quotas.quotas()
 	if err != nil {
 		return err

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCommandsRunWithoutTheCLI runs each command's function from its
@@ -17,7 +19,7 @@ func TestCommandsRunWithoutTheCLI(t *testing.T) {
 	ctx := context.Background()
 	camp := campaignOptions{Files: []string{"samples/users.csv"}, Quotas: quotaOptions{Scale: 1}}
 	var out bytes.Buffer
-	if err := plan(ctx, planOpts{Campaign: camp}, &out); err != nil {
+	if err := plan(ctx, planOpts{Campaign: camp}, &out, io.Discard); err != nil {
 		t.Fatalf("plan: %v", err)
 	}
 	if !strings.Contains(out.String(), "total") {
@@ -34,14 +36,14 @@ func TestCommandsRunWithoutTheCLI(t *testing.T) {
 		t.Errorf("run summary:\n%s", out.String())
 	}
 	out.Reset()
-	if err := status(statusOpts{State: state}, &out); err != nil {
+	if err := status(ctx, statusOpts{State: state}, &out, io.Discard); err != nil {
 		t.Fatalf("status: %v", err)
 	}
 	if !strings.Contains(out.String(), "users") {
 		t.Errorf("status names no campaign users:\n%s", out.String())
 	}
 	out.Reset()
-	if err := writeReport(reportOpts{State: state, Format: "csv", Only: "sent"}, &out); err != nil {
+	if err := writeReport(ctx, reportOpts{State: state, Format: "csv", Only: "sent"}, &out, io.Discard); err != nil {
 		t.Fatalf("report: %v", err)
 	}
 	rows, err := csv.NewReader(&out).ReadAll()
@@ -60,4 +62,30 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCheckAndFakeServerWithoutTheCLI runs check against the in-process
+// emulator, and fake-server until its context ends, from options alone.
+func TestCheckAndFakeServerWithoutTheCLI(t *testing.T) {
+	var out bytes.Buffer
+	if err := check(context.Background(), checkOpts{Conn: connOptions{Fake: true}, Quotas: quotaOptions{Scale: 2}}, &out, io.Discard); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !strings.Contains(out.String(), "http://127.0.0.1:") || !strings.Contains(out.String(), "users") {
+		t.Errorf("check printed no base URL or quotas:\n%s", out.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- fakeServer(ctx, fakeServerOpts{Addr: "127.0.0.1:0"}, &stderr) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "listening on"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("fake-server said nothing in 10 s: %q", stderr.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("fake-server after its context ended: %v", err)
+	}
 }

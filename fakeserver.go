@@ -22,7 +22,7 @@ func fakeServerCommand() *cli.Command {
 			"Statistics: GET /_emulator/stats.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8765", Usage: "loopback `ADDRESS` to listen on"},
-			&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F`"},
+			quotaScaleFlag(),
 			&cli.Float64Flag{Name: "fail-429", Usage: "answer this `FRACTION` of calls 429 without delivering"},
 			&cli.Float64Flag{Name: "fail-403", Usage: "answer this `FRACTION` of calls 403 \"message send reach limit\" without delivering"},
 			&cli.Float64Flag{Name: "fail-503", Usage: "answer this `FRACTION` of calls 503 without delivering"},

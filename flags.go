@@ -76,9 +76,15 @@ type quotaOptions struct {
 // quotaFlags are the flags of quotaOptions.
 func quotaFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F` (for apps whose quotas were raised)"},
+		quotaScaleFlag(),
 		&cli.StringSliceFlag{Name: "limit", Usage: "override one quota, `KIND.calls=N` or KIND.messages=N (N per the limit's window: a second, a minute for users.messages)"},
 	}
+}
+
+// quotaScaleFlag is --quota-scale, of the app (run, plan, check) or of the
+// emulator's app (fake-server).
+func quotaScaleFlag() cli.Flag {
+	return &cli.Float64Flag{Name: "quota-scale", Value: 1, Usage: "multiply every default quota by `F` (for apps whose quotas were raised)"}
 }
 
 func quotaOptionsFrom(c *cli.Context) quotaOptions {

@@ -29,10 +29,6 @@ const (
 	exitInterrupted = 130
 )
 
-// errIncomplete ends a run that finished with deliveries failed or
-// uncertain (exit code 3).
-var errIncomplete = errors.New("finished, but some deliveries failed or are uncertain")
-
 func main() {
 	if os.Getenv("GOGC") == "" {
 		// plan and run hold one large pointer-free set of delivery hashes;

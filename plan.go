@@ -23,13 +23,13 @@ func planCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"},
 		),
 		Action: func(c *cli.Context) error {
-			return plan(c.Context, planOpts{Campaign: campaignOptionsFrom(c), JSON: c.Bool("json")}, c.App.Writer)
+			return plan(c.Context, planOpts{Campaign: campaignOptionsFrom(c), JSON: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
 // plan reads and validates the campaign and prints its plan.
-func plan(ctx context.Context, o planOpts, stdout io.Writer) error {
+func plan(ctx context.Context, o planOpts, stdout, _ io.Writer) error {
 	camp, quotas, err := o.Campaign.open()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"strings"
@@ -32,14 +33,14 @@ func reportCommand() *cli.Command {
 			&cli.StringFlag{Name: "out", Usage: "write to `FILE` instead of stdout"},
 		},
 		Action: func(c *cli.Context) error {
-			return writeReport(reportOpts{State: c.String("state"), Campaign: c.String("campaign"),
-				Format: c.String("format"), Only: c.String("only"), Out: c.String("out")}, c.App.Writer)
+			return writeReport(c.Context, reportOpts{State: c.String("state"), Campaign: c.String("campaign"),
+				Format: c.String("format"), Only: c.String("only"), Out: c.String("out")}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
 // writeReport writes one row per delivery of the ledger.
-func writeReport(o reportOpts, stdout io.Writer) error {
+func writeReport(_ context.Context, o reportOpts, stdout, _ io.Writer) error {
 	opts := report.DeliveriesOptions{Format: o.Format}
 	if o.Campaign != "" {
 		opts.Campaigns = []string{o.Campaign}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 
 	"github.com/urfave/cli/v2"
@@ -20,13 +21,13 @@ func statusCommand() *cli.Command {
 		Usage: "count each campaign's deliveries in the ledger: sent, failed, uncertain, pending",
 		Flags: []cli.Flag{stateFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
 		Action: func(c *cli.Context) error {
-			return status(statusOpts{State: c.String("state"), JSON: c.Bool("json")}, c.App.Writer)
+			return status(c.Context, statusOpts{State: c.String("state"), JSON: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
 // status prints each campaign's counts of deliveries by state.
-func status(o statusOpts, stdout io.Writer) error {
+func status(_ context.Context, o statusOpts, stdout, _ io.Writer) error {
 	store, err := openLedger(o.State)
 	if err != nil {
 		return err

@@ -112,6 +112,18 @@ func RefusedCalls(err error) bool {
 	return Refused(err) && errors.As(err, &e) && e.Status == http.StatusTooManyRequests
 }
 
+// ErrCredentials marks a refusal of the credentials that trying again will
+// not mend: the server refused the client ID or secret, or the app token
+// even after a refresh. It stops a run.
+var ErrCredentials = errors.New("the server refused the credentials")
+
+// CredentialsRefused reports whether err is the server refusing the
+// credentials: ErrCredentials, or a 401 the client's refresh did not mend.
+func CredentialsRefused(err error) bool {
+	var e *Error
+	return errors.Is(err, ErrCredentials) || (errors.As(err, &e) && e.Status == http.StatusUnauthorized)
+}
+
 // ErrRedirect is the error of a call answered with a redirect (3xx). No
 // redirect is followed, so the message or the credentials never go to
 // another URL; the error names the Location.

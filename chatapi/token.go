@@ -14,11 +14,6 @@ import (
 	"time"
 )
 
-// ErrCredentials marks a refusal of the credentials that trying again will
-// not mend: the server refused the client ID or secret, or the app token
-// even after a refresh. It stops a run.
-var ErrCredentials = errors.New("the server refused the credentials")
-
 // clientCredentials fetches the app token from {base}/token with the client
 // ID and secret, keeps it, and fetches a new one at half its life (as the
 // official SDKs do) or when the server refuses it. Callers wait while one

@@ -193,10 +193,10 @@ func (s *Store) Close() error {
 // time, so one bad write fails alone.
 //
 // bbolt's DB.Batch does much the same, but it waits up to MaxBatchDelay
-// (10 ms) for more writes before it commits, and may run a write's
-// function twice; every call of a run waits for a ledger write before it
-// leaves, so a write here commits as soon as the one before it is done,
-// and runs once.
+// (10 ms) for more writes before it commits. Every call of a run waits for
+// a ledger write before it leaves, so a write here commits as soon as the
+// commit before it is done. (Like DB.Batch's, a write's function runs a
+// second time, alone, when its group fails.)
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	for first := range s.ops {

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -208,7 +209,7 @@ type Prepared struct {
 // sending. Send, or Close, the Prepared it returns.
 func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, sender Sender, cfg CampaignConfig) (*Prepared, error) {
 	if cfg.Campaign == "" {
-		return nil, fmt.Errorf("no campaign name")
+		return nil, errors.New("no campaign name")
 	}
 	// The calls of a run that stopped a moment ago still count in the
 	// server's windows: read them before Resume rewrites the time of those
@@ -225,10 +226,9 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	if v.unchanged {
 		return v.prepared, nil
 	}
-	res := &Result{}
-	counts := map[string]int64{} // deliveries read, by campaign
-	found := map[string]int64{}  // of those to send, held by another campaign
-	state := cfg.stateIn(v.ledger)
+	t := &sorting{cfg: &cfg, view: v, state: cfg.stateIn(v.ledger), res: &Result{},
+		counts: map[string]int64{}, found: map[string]int64{}}
+	res, counts, found := t.res, t.counts, t.found
 	// One read of the files validates the campaign and spools what is to
 	// be sent: the run sends exactly that, whatever the files hold later.
 	spool, err := planner.NewSpool(cfg.SpoolDir)
@@ -241,30 +241,7 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 			spool.Close()
 		}
 	}()
-	plan, err := v.read.PlanPending(ctx, cfg.Quotas, func(m *planner.Message, to string) (bool, error) {
-		name := cfg.campaignOf(m)
-		st, err := state(m, to)
-		if err != nil {
-			return false, err
-		}
-		switch {
-		case v.check == nil || name != cfg.Campaign:
-			counts[name]++
-		case st == checkpoint.Pending || st == checkpoint.Failed:
-			counts[name]++ // new to the campaign, most likely
-		}
-		switch {
-		case st == checkpoint.Sent:
-			res.AlreadySent++
-		case st == checkpoint.Uncertain && !cfg.ResendUncertain:
-			res.HeldUncertain++
-		}
-		send := cfg.toSend(st)
-		if send && !cfg.Named {
-			v.ledger.elsewhere(m, to, name, func(other string) { found[other]++ })
-		}
-		return send, nil
-	}, spool)
+	plan, err := v.read.PlanPending(ctx, cfg.Quotas, t.pending, spool)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +276,43 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	}
 	prepared = true
 	return &Prepared{Plan: plan, res: res, spool: spool, cfg: cfg, store: store, sender: sender}, nil
+}
+
+// sorting decides, delivery by delivery of a run's read, what the run
+// sends, and counts what the ledger already holds.
+type sorting struct {
+	cfg    *CampaignConfig
+	view   *view
+	state  func(m *planner.Message, to string) (checkpoint.State, error)
+	res    *Result
+	counts map[string]int64 // deliveries read, by campaign
+	found  map[string]int64 // of those to send, held by another campaign
+}
+
+// pending is the run's PendingFunc.
+func (t *sorting) pending(m *planner.Message, to string) (bool, error) {
+	name := t.cfg.campaignOf(m)
+	st, err := t.state(m, to)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case t.view.check == nil || name != t.cfg.Campaign:
+		t.counts[name]++
+	case st == checkpoint.Pending || st == checkpoint.Failed:
+		t.counts[name]++ // new to the campaign, most likely
+	}
+	switch {
+	case st == checkpoint.Sent:
+		t.res.AlreadySent++
+	case st == checkpoint.Uncertain && !t.cfg.ResendUncertain:
+		t.res.HeldUncertain++
+	}
+	send := t.cfg.toSend(st)
+	if send && !t.cfg.Named {
+		t.view.ledger.elsewhere(m, to, name, func(other string) { t.found[other]++ })
+	}
+	return send, nil
 }
 
 // recentCalls are the calls of every campaign the server's windows may
@@ -459,9 +473,12 @@ func (p *Prepared) Send(ctx context.Context) (*Result, error) {
 	res.Progress, err = Run(ctx, p.cfg.Config, src, p.sender, p.store)
 	res.Elapsed = time.Since(start)
 	if err == nil && res.Complete() {
-		b, _ := json.Marshal(completion{Named: p.cfg.Named, Source: p.Plan.Source})
-		if err := p.store.Campaign(p.cfg.Campaign).SetComplete(b); err != nil {
-			return res, err
+		b, merr := json.Marshal(completion{Named: p.cfg.Named, Source: p.Plan.Source})
+		if merr == nil {
+			merr = p.store.Campaign(p.cfg.Campaign).SetComplete(b)
+		}
+		if merr != nil {
+			return res, fmt.Errorf("ledger: %w", merr)
 		}
 	}
 	return res, err

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptrace"
 	"slices"
 	"sync"
@@ -618,7 +617,7 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 	}
 	// Not delivered: send again later, or give up.
 	rec.State = checkpoint.Pending
-	if errors.Is(err, chatapi.ErrCredentials) || (apiErr != nil && apiErr.Status == http.StatusUnauthorized) {
+	if chatapi.CredentialsRefused(err) {
 		// no call can succeed until the credentials are fixed
 		if ferr := r.finish(rec); ferr != nil {
 			return ferr

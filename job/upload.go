@@ -133,7 +133,14 @@ func (u *uploads) upload(ctx context.Context, name string, content []byte, restr
 		if got, err = u.up.Upload(ctx, name, content, restrict); err == nil {
 			return checkpoint.Upload{UUID: got.UUID, URL: got.URL, Secret: got.Secret, Time: time.Now()}, nil
 		}
-		if errors.Is(err, chatapi.ErrCredentials) || chatapi.OutcomeOf(err) == chatapi.Permanent {
+		if chatapi.CredentialsRefused(err) {
+			// no upload can succeed until the credentials are fixed
+			if !errors.Is(err, chatapi.ErrCredentials) {
+				err = fmt.Errorf("%w: %v", chatapi.ErrCredentials, err)
+			}
+			return checkpoint.Upload{}, fmt.Errorf("upload %s: %w", name, err)
+		}
+		if chatapi.OutcomeOf(err) == chatapi.Permanent {
 			break
 		}
 		pause := time.Duration(attempt) * time.Second

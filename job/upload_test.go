@@ -111,3 +111,20 @@ func TestSwappedAttachmentIsNotSent(t *testing.T) {
 		t.Errorf("%d requests after the file was swapped, want 0", st.Requests)
 	}
 }
+
+// TestUploadStopsOnARefusedToken checks that an upload answered 401 stops
+// the run at once, as a refused send does, instead of being tried again.
+func TestUploadStopsOnARefusedToken(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pic.png"), []byte("a picture"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureIn(t, dir, `{"to":"a","type":"img","file":"pic.png"}`+"\n", emulator.Config{Token: "good"}, "bad")
+	_, err := f.run(t, job.CampaignConfig{}, nil)
+	if !errors.Is(err, chatapi.ErrCredentials) {
+		t.Fatalf("run: got %v, want ErrCredentials", err)
+	}
+	if st := f.srv.Stats(); st.Requests != 1 || st.Responses[401] != 1 {
+		t.Errorf("%d requests, %d answered 401; want the one upload refused", st.Requests, st.Responses[401])
+	}
+}

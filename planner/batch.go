@@ -50,36 +50,7 @@ func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFu
 	var prog progress
 	set := newDeliverySet(func() int { return prog.expect(int(r.rows)) }, dir)
 	defer set.close()
-	// add counts one delivery, new says whether it is the first of its
-	// message and recipient.
-	add := func(m *Message, to string, new bool) error {
-		r.rows++
-		key := m.Key()
-		g := r.groups[key]
-		if g == nil {
-			g = &group{msg: m}
-			r.groups[key] = g
-		}
-		if !new {
-			g.dups++
-			return nil
-		}
-		g.n++
-		if pending != nil {
-			ok, err := pending(m, to)
-			if err != nil || !ok {
-				return err
-			}
-		}
-		g.todo++
-		if m.Kind == chatapi.Rooms {
-			r.rooms[to]++
-		}
-		if bt == nil {
-			return nil
-		}
-		return bt.add(m, to)
-	}
+	add := (&counter{r: r, pending: pending, bt: bt}).add
 	// Deliveries are deduplicated a few hundred at a time: the lookups
 	// of a set far larger than the CPU's caches then overlap, instead of
 	// each waiting for memory in turn.
@@ -120,6 +91,45 @@ func (c *Campaign) read(ctx context.Context, q chatapi.Quotas, pending PendingFu
 		return r, nil
 	}
 	return r, bt.finish()
+}
+
+// counter counts a read's deliveries by message, asks pending about each
+// new one, and hands those it accepts to the batcher, if any.
+type counter struct {
+	r       *reading
+	pending PendingFunc
+	bt      *batcher
+}
+
+// add counts one delivery; new says whether it is the first of its
+// message and recipient.
+func (c *counter) add(m *Message, to string, new bool) error {
+	c.r.rows++
+	key := m.Key()
+	g := c.r.groups[key]
+	if g == nil {
+		g = &group{msg: m}
+		c.r.groups[key] = g
+	}
+	if !new {
+		g.dups++
+		return nil
+	}
+	g.n++
+	if c.pending != nil {
+		ok, err := c.pending(m, to)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	g.todo++
+	if m.Kind == chatapi.Rooms {
+		c.r.rooms[to]++
+	}
+	if c.bt == nil {
+		return nil
+	}
+	return c.bt.add(m, to)
 }
 
 // batcher fills batches into a spool: the deliveries of one message up to

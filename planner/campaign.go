@@ -2,6 +2,7 @@ package planner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -88,14 +89,22 @@ func readDefaults(path string, ps *problems) (*fields, []byte) {
 		return nil, nil
 	}
 	bad := func(format string, args ...any) { ps.add(path, 1, format, args...) }
-	if row[colTo] != nil || row[colRecipient] != nil {
-		bad("to: recipients come from the campaign files, not from --message")
+	// what only a row gives, each said once, in the table's order
+	why := map[string]string{
+		"to":        "to: recipients come from the campaign files, not from --message",
+		"recipient": "to: recipients come from the campaign files, not from --message",
+		"campaign":  "campaign: name it with --campaign, not in --message",
 	}
-	if row[columnOf["campaign"]] != nil {
-		bad("campaign: name it with --campaign, not in --message")
-	}
-	if row[columnOf["state"]] != nil {
-		bad("state: a delivery's state comes from a report's rows, not from --message")
+	said := map[string]bool{}
+	for i, c := range columns {
+		if !c.perRow || row[i] == nil {
+			continue
+		}
+		msg := cmp.Or(why[c.name], c.name+": a delivery's "+c.name+" comes from a report's rows, not from --message")
+		if !said[msg] {
+			said[msg] = true
+			bad("%s", msg)
+		}
 	}
 	f := row.fields(bad)
 	return &f, data

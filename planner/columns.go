@@ -7,38 +7,41 @@ import (
 	"strings"
 )
 
-// value says how a column's value reads from JSON Lines (a CSV cell is
-// always its text, "" for absent).
-type value int
+// jsonValue says how a column's value reads from JSON Lines (a CSV cell
+// is always its text, "" for absent).
+type jsonValue int
 
 const (
-	jsonString value = iota // a JSON string
-	jsonText                // JSON text kept as written: an object, an array, a boolean
-	recipients              // a string or an array of strings: to, recipient
-	ignored                 // read back from a report and dropped: message_id, error, time
+	jsonString     jsonValue = iota // a JSON string
+	jsonText                        // JSON text kept as written: an object, an array, a boolean
+	jsonRecipients                  // a string or an array of strings: to, recipient
+	jsonIgnored                     // read back from a report and dropped: message_id, error, time
 )
 
-// report says where a column stands in a deliveries report.
-type report int
+// reportPlace says where a column stands in a deliveries report.
+type reportPlace int
 
 const (
-	notReported    report = iota
-	reportDelivery        // a value of the delivery (the report writes it)
-	reportMessage         // a value of the message, as RowJSON writes it
+	notReported    reportPlace = iota
+	reportDelivery             // a value of the delivery (the report writes it)
+	reportMessage              // a value of the message, as RowJSON writes it
 )
 
 // column is one key of a campaign row, as CSV headers and JSON Lines keys
 // spell it.
 type column struct {
 	name  string
-	value value
+	value jsonValue
 	// field is where the value goes in a row's fields; nil for the
 	// recipients and the ignored columns.
 	field func(*fields) *opt
 	// write is what RowJSON writes under the name for a message; nil: it
 	// writes nothing (msg, which body holds, and what is not the message's)
 	write  func(m *Message) (any, bool)
-	report report
+	report reportPlace
+	// perRow: only a row gives it, never the --message defaults (the
+	// recipients, and what a report says of a delivery)
+	perRow bool
 }
 
 // columns is the one table of a campaign row's keys: both readers, the
@@ -46,17 +49,17 @@ type column struct {
 // report's columns are built from it, so that a report fed back reads as
 // a campaign. Its order is the report's.
 var columns = [...]column{
-	{name: "campaign", field: func(f *fields) *opt { return &f.Campaign }, report: reportDelivery},
+	{name: "campaign", field: func(f *fields) *opt { return &f.Campaign }, report: reportDelivery, perRow: true},
 	{name: "kind", field: func(f *fields) *opt { return &f.Kind }, report: reportDelivery,
 		write: func(m *Message) (any, bool) { return m.Kind, true }},
 	{name: "scope", field: func(f *fields) *opt { return &f.Scope }, report: reportDelivery,
 		write: func(m *Message) (any, bool) { return m.Scope, m.Scope != "" }},
-	{name: "to", value: recipients},
-	{name: "recipient", value: recipients, report: reportDelivery},
-	{name: "state", field: func(f *fields) *opt { return &f.State }, report: reportDelivery},
-	{name: "message_id", value: ignored, report: reportDelivery},
-	{name: "error", value: ignored, report: reportDelivery},
-	{name: "time", value: ignored, report: reportDelivery},
+	{name: "to", value: jsonRecipients, perRow: true},
+	{name: "recipient", value: jsonRecipients, report: reportDelivery, perRow: true},
+	{name: "state", field: func(f *fields) *opt { return &f.State }, report: reportDelivery, perRow: true},
+	{name: "message_id", value: jsonIgnored, report: reportDelivery, perRow: true},
+	{name: "error", value: jsonIgnored, report: reportDelivery, perRow: true},
+	{name: "time", value: jsonIgnored, report: reportDelivery, perRow: true},
 	{name: "type", field: func(f *fields) *opt { return &f.Type }, report: reportMessage,
 		write: func(m *Message) (any, bool) { return m.Message.Type, true }},
 	{name: "msg", field: func(f *fields) *opt { return &f.Msg }},

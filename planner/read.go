@@ -221,7 +221,7 @@ func (r *csvRows) emit(line int, record []string, fn rowFunc, bad badFunc, valid
 	var to, recipient string
 	for i, cell := range record {
 		c := r.cols[i]
-		if c < 0 || cell == "" || columns[c].value == ignored {
+		if c < 0 || cell == "" || columns[c].value == jsonIgnored {
 			continue
 		}
 		if !valid && !utf8.ValidString(cell) {
