@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -212,43 +213,9 @@ func (d *decoder) byte() byte {
 // decodeRecord reads a record; with full false it leaves out the IDs and
 // the error, which resuming does not need.
 func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
-	if len(b) == 0 {
-		return Record{}, fmt.Errorf("record %d: empty: %w", seq, ErrCorrupt)
-	}
-	switch b[0] {
-	case recordVersion1:
-	case recordVersion:
-		n := len(b) - 4
-		if n < 1 || binary.BigEndian.Uint32(b[n:]) != recordSum(seq, b[:n]) {
-			return Record{}, fmt.Errorf("record %d: checksum: %w", seq, ErrCorrupt)
-		}
-		b = b[:n]
-	default:
-		return Record{}, fmt.Errorf("record %d: version %d: %w", seq, b[0], ErrCorrupt)
-	}
-	d := decoder{b: b}
-	d.byte() // the version
-	r := Record{Seq: seq}
-	r.State = State(d.byte())
-	if r.State > Uncertain && d.err == nil {
-		return Record{}, fmt.Errorf("record %d: state %d: %w", seq, r.State, ErrCorrupt)
-	}
-	r.Attempts = int(d.uvarint())
-	r.Time = time.Unix(0, d.varint())
-	r.Kind = d.string()
-	if r.Kind == "" && d.err == nil {
-		return Record{}, fmt.Errorf("record %d: no kind: %w", seq, ErrCorrupt)
-	}
-	r.Scope = d.string()
-	copy(r.Digest[:], d.bytes(32))
-	if full {
-		r.Error = d.string()
-	} else {
-		d.bytes(d.uvarint())
-	}
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		return Record{}, fmt.Errorf("record %d: %w", seq, ErrCorrupt)
+	r, d, n, err := decodeHead(seq, b, full)
+	if err != nil {
+		return Record{}, err
 	}
 	r.To = make([]string, n)
 	for i := range r.To {
@@ -281,4 +248,79 @@ func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
 		return Record{}, fmt.Errorf("record %d: %w", seq, d.err)
 	}
 	return r, nil
+}
+
+// decodeHead checks a record and reads it up to its recipients (the error
+// too, with withError): the record so far, the decoder left at the first
+// recipient, and how many there are.
+func decodeHead(seq uint64, b []byte, withError bool) (Record, *decoder, uint64, error) {
+	if len(b) == 0 {
+		return Record{}, nil, 0, fmt.Errorf("record %d: empty: %w", seq, ErrCorrupt)
+	}
+	switch b[0] {
+	case recordVersion1:
+	case recordVersion:
+		n := len(b) - 4
+		if n < 1 || binary.BigEndian.Uint32(b[n:]) != recordSum(seq, b[:n]) {
+			return Record{}, nil, 0, fmt.Errorf("record %d: checksum: %w", seq, ErrCorrupt)
+		}
+		b = b[:n]
+	default:
+		return Record{}, nil, 0, fmt.Errorf("record %d: version %d: %w", seq, b[0], ErrCorrupt)
+	}
+	d := &decoder{b: b}
+	d.byte() // the version
+	r := Record{Seq: seq}
+	r.State = State(d.byte())
+	if r.State > Uncertain && d.err == nil {
+		return Record{}, nil, 0, fmt.Errorf("record %d: state %d: %w", seq, r.State, ErrCorrupt)
+	}
+	r.Attempts = int(d.uvarint())
+	r.Time = time.Unix(0, d.varint())
+	r.Kind = d.string()
+	if r.Kind == "" && d.err == nil {
+		return Record{}, nil, 0, fmt.Errorf("record %d: no kind: %w", seq, ErrCorrupt)
+	}
+	r.Scope = d.string()
+	copy(r.Digest[:], d.bytes(32))
+	if withError {
+		r.Error = d.string()
+	} else {
+		d.bytes(d.uvarint())
+	}
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		return Record{}, nil, 0, fmt.Errorf("record %d: %w", seq, cmp.Or(d.err, ErrCorrupt))
+	}
+	return r, d, n, nil
+}
+
+// Call is a batch as Recent reads it back: the call it was.
+type Call struct {
+	Campaign, Kind, Scope string
+	Recipients            int
+	To                    []string // only of the kinds Recent is asked to read them for
+	Time                  time.Time
+}
+
+// decodeCall reads a record as a Call, its recipients only if toOf says
+// so for its kind: the rest are skipped, not copied.
+func decodeCall(seq uint64, b []byte, toOf func(kind string) bool) (Call, error) {
+	r, d, n, err := decodeHead(seq, b, false)
+	if err != nil {
+		return Call{}, err
+	}
+	c := Call{Kind: r.Kind, Scope: r.Scope, Recipients: int(n), Time: r.Time}
+	keep := toOf != nil && toOf(r.Kind)
+	for range n {
+		if keep {
+			c.To = append(c.To, d.string())
+		} else {
+			d.bytes(d.uvarint())
+		}
+	}
+	if d.err != nil {
+		return Call{}, fmt.Errorf("record %d: %w", seq, d.err)
+	}
+	return c, nil
 }

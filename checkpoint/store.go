@@ -471,13 +471,14 @@ func (c *Campaign) records(full bool, fn func(Record) error) error {
 // than this before since.
 const longestCall = 10 * time.Minute
 
-// Recent calls fn with every record of every campaign whose time (the
+// Recent calls fn with every batch of every campaign whose time (the
 // moment it was begun, or answered) is at or after since: the calls of a
 // run that stopped a moment ago, which the server's windows still count.
+// Their recipients are read only for the kinds toOf names.
 // It reads each campaign from its latest record back, no further than
 // longestCall before since. Call it before Resume, which rewrites the time
 // of records left in flight.
-func (s *Store) Recent(since time.Time, fn func(Record) error) error {
+func (s *Store) Recent(since time.Time, toOf func(kind string) bool, fn func(Call) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCampaigns).ForEachBucket(func(name []byte) error {
 			b := tx.Bucket(bucketCampaigns).Bucket(name).Bucket(bucketBatches)
@@ -486,16 +487,16 @@ func (s *Store) Recent(since time.Time, fn func(Record) error) error {
 			}
 			cur := b.Cursor()
 			for k, v := cur.Last(); k != nil; k, v = cur.Prev() {
-				r, err := decodeRecord(binary.BigEndian.Uint64(k), v, false)
+				c, err := decodeCall(binary.BigEndian.Uint64(k), v, toOf)
 				if err != nil {
 					return err
 				}
-				if r.Time.Before(since.Add(-longestCall)) {
+				if c.Time.Before(since.Add(-longestCall)) {
 					return nil // begun before this: answered long ago
 				}
-				if !r.Time.Before(since) {
-					r.Campaign = string(name)
-					if err := fn(r); err != nil {
+				if !c.Time.Before(since) {
+					c.Campaign = string(name)
+					if err := fn(c); err != nil {
 						return err
 					}
 				}

@@ -338,15 +338,21 @@ func TestRecentReadsTheLatestCallsOfEveryCampaign(t *testing.T) {
 	write("a", "older-than-since", now.Add(-2*time.Minute), true)
 	write("a", "recent", now.Add(-10*time.Second), true)
 	write("b", "in-flight", now.Add(-time.Second), false)
+	rr := &Record{Campaign: "b", Kind: "rooms", To: []string{"r1", "r2"}, Time: now.Add(-time.Second)}
+	if err := s.Begin(rr); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
-	if err := s.Recent(now.Add(-time.Minute), func(r Record) error {
-		got = append(got, r.Campaign+"/"+r.To[0])
+	rooms := func(kind string) bool { return kind == "rooms" }
+	if err := s.Recent(now.Add(-time.Minute), rooms, func(c Call) error {
+		got = append(got, fmt.Sprintf("%s/%s %d %v", c.Campaign, c.Kind, c.Recipients, c.To))
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(got)
-	if want := []string{"a/recent", "b/in-flight"}; !slices.Equal(got, want) {
-		t.Errorf("Recent: %v, want %v", got, want)
+	// recipients read for the kinds asked for only
+	if want := []string{"a/users 1 []", "b/rooms 2 [r1 r2]", "b/users 1 []"}; !slices.Equal(got, want) {
+		t.Errorf("Recent: %q, want %q", got, want)
 	}
 }

@@ -22,7 +22,7 @@ type Store interface {
 	UploadLedger
 	Campaigns() ([]string, error)
 	Campaign(name string) *checkpoint.Campaign
-	Recent(since time.Time, fn func(checkpoint.Record) error) error
+	Recent(since time.Time, toOf func(kind string) bool, fn func(checkpoint.Call) error) error
 	Find(*checkpoint.Lookup) error
 }
 
@@ -319,8 +319,9 @@ func (t *sorting) pending(m *planner.Message, to string) (bool, error) {
 // still count.
 func recentCalls(store Store) ([]Call, error) {
 	var calls []Call
-	err := store.Recent(time.Now().Add(-recentSpan), func(r checkpoint.Record) error {
-		c := Call{Kind: chatapi.Kind(r.Kind), Messages: len(r.To), At: r.Time}
+	rooms := func(kind string) bool { return chatapi.Kind(kind) == chatapi.Rooms }
+	err := store.Recent(time.Now().Add(-recentSpan), rooms, func(r checkpoint.Call) error {
+		c := Call{Kind: chatapi.Kind(r.Kind), Messages: r.Recipients, At: r.Time}
 		switch c.Kind {
 		case chatapi.Rooms:
 			c.Rooms = r.To
