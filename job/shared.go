@@ -1,0 +1,220 @@
+package job
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sharedWindows keeps the quota windows of an app in Redis, so that every
+// imcast process pacing against the app, on any host, books from the same
+// windows: the quota belongs to the app, not to the process. Each window
+// is a sorted set of the events a limit gave out (member "id:amount",
+// score the time in microseconds), and each endpoint has a "next" key, the
+// earliest time of its next booking (even spacing). Time is the Redis
+// server's (TIME inside the scripts), so hosts with skewed clocks agree;
+// the scripts answer with the server's time, which the client maps onto
+// its own clock.
+//
+// Not yet used by run: the local pacer's bookings, stamps and cancels are
+// to go through it (issue 13).
+type sharedWindows struct {
+	rdb    redis.UniversalClient
+	prefix string // of every key: the app's
+	owner  string // of this process's bookings, among all processes'
+	// offset is the server's clock less ours, in µs, as the last call
+	// found it
+	offset atomic.Int64
+}
+
+// newSharedWindows keeps the windows of the app named by app (its base
+// URL and org/app or app ID) in rdb.
+func newSharedWindows(rdb redis.UniversalClient, app string) *sharedWindows {
+	var b [8]byte
+	rand.Read(b[:])
+	return &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":", owner: hex.EncodeToString(b[:])}
+}
+
+// sharedLimit is one limit a call takes from: its window's key suffix,
+// the most it holds, its span (the window widened by the margin) and what
+// this call takes.
+type sharedLimit struct {
+	name   string
+	limit  int
+	span   time.Duration
+	amount int
+}
+
+// bookScript reserves a slot: the earliest time, no earlier than the
+// server's now, the endpoint's next, and ARGV[3], at which every window
+// holds the call. Events booked later than that time count too, so a
+// booking never overfills a window that a booking ahead of it ends.
+//
+// KEYS[1] the endpoint's next key, KEYS[2..] the windows.
+// ARGV: id, spacing µs, earliest µs, then limit, span µs, amount per window.
+// Returns {at, now} in µs of the server's clock.
+var bookScript = redis.NewScript(`
+local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[3]))
+local n = #KEYS - 1
+local keep = 0
+for i = 1, n do keep = math.max(keep, tonumber(ARGV[3 + 3*i - 1])) end
+for round = 1, 8 do
+  local moved = false
+  for i = 1, n do
+    local key = KEYS[i + 1]
+    local limit = tonumber(ARGV[3 + 3*i - 2])
+    local span = tonumber(ARGV[3 + 3*i - 1])
+    local take = tonumber(ARGV[3 + 3*i])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - 2*span))
+    local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (at - span), '+inf', 'WITHSCORES')
+    local used = 0
+    for j = 1, #ev, 2 do used = used + amount(ev[j]) end
+    if used + take > limit then
+      local need, freed, to = used + take - limit, 0, nil
+      for j = 1, #ev, 2 do
+        freed = freed + amount(ev[j])
+        if freed >= need then to = tonumber(ev[j + 1]) + span; break end
+      end
+      to = to or (tonumber(ev[#ev]) + span)
+      if to > at then at = to; moved = true end
+    end
+  end
+  if not moved then break end
+end
+local member = ARGV[1]
+for i = 1, n do
+  local key = KEYS[i + 1]
+  local span = tonumber(ARGV[3 + 3*i - 1])
+  redis.call('ZADD', key, at, member .. ':' .. ARGV[3 + 3*i])
+  redis.call('PEXPIREAT', key, math.floor((at + 2*span) / 1000) + 1000)
+end
+local nxt = at + tonumber(ARGV[2])
+redis.call('SET', KEYS[1], nxt, 'PXAT', math.floor((nxt + keep) / 1000) + 1000)
+return {at, now}
+`)
+
+// stampScript moves a booking to the server's now, the moment the call
+// leaves, if every window still holds it there; else it leaves the
+// booking where it was and answers the time to try again.
+//
+// KEYS the windows; ARGV: id, then limit, span µs, amount per window.
+// Returns {0, now} when stamped, {retry, now} when not.
+var stampScript = redis.NewScript(`
+local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+local retry = 0
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local limit = tonumber(ARGV[1 + 3*i - 2])
+  local span = tonumber(ARGV[1 + 3*i - 1])
+  local take = tonumber(ARGV[1 + 3*i])
+  local mine = ARGV[1] .. ':' .. take
+  local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), '+inf', 'WITHSCORES')
+  local used = 0
+  for j = 1, #ev, 2 do
+    if ev[j] ~= mine then used = used + amount(ev[j]) end
+  end
+  if used + take > limit then
+    local need, freed = used + take - limit, 0
+    for j = 1, #ev, 2 do
+      if ev[j] ~= mine then
+        freed = freed + amount(ev[j])
+        if freed >= need then retry = math.max(retry, tonumber(ev[j + 1]) + span); break end
+      end
+    end
+  end
+end
+if retry > 0 then return {retry, now} end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1] .. ':' .. ARGV[1 + 3*i])
+end
+return {0, now}
+`)
+
+// cancelScript drops a booking from its windows. KEYS the windows; ARGV:
+// id, then the amount per window.
+var cancelScript = redis.NewScript(`
+for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1] .. ':' .. ARGV[1 + i]) end
+return 0
+`)
+
+// local maps a time of the server's clock (µs) onto ours, from the
+// server's now as a script saw it, taken halfway through the round trip,
+// and keeps the offset between the clocks.
+func (s *sharedWindows) local(at, now int64, sent, got time.Time) time.Time {
+	mid := sent.Add(got.Sub(sent) / 2)
+	s.offset.Store(now - mid.UnixMicro())
+	return mid.Add(time.Duration(at-now) * time.Microsecond)
+}
+
+func (s *sharedWindows) member(id uint64) string { return s.owner + "-" + strconv.FormatUint(id, 10) }
+
+func (s *sharedWindows) keys(endpoint string, limits []sharedLimit) []string {
+	keys := make([]string, len(limits))
+	for i, l := range limits {
+		keys[i] = s.prefix + endpoint + ":" + l.name
+	}
+	return keys
+}
+
+func limitArgs(args []any, limits []sharedLimit, withLimit bool) []any {
+	for _, l := range limits {
+		if withLimit {
+			args = append(args, l.limit, l.span.Microseconds())
+		}
+		args = append(args, l.amount)
+	}
+	return args
+}
+
+// book reserves a slot for booking id no earlier than earliest (zero: at
+// once), spaced after the endpoint's last booking by spacing, and returns
+// when, on this host's clock.
+func (s *sharedWindows) book(ctx context.Context, endpoint string, id uint64, limits []sharedLimit, spacing time.Duration, earliest time.Time) (time.Time, error) {
+	keys := append([]string{s.prefix + endpoint + ":next"}, s.keys(endpoint, limits)...)
+	var from int64
+	if !earliest.IsZero() {
+		from = earliest.UnixMicro() + s.offset.Load()
+	}
+	sent := time.Now()
+	res, err := bookScript.Run(ctx, s.rdb, keys, limitArgs([]any{s.member(id), spacing.Microseconds(), from}, limits, true)...).Int64Slice()
+	got := time.Now()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("shared quota (redis): %w", err)
+	}
+	return s.local(res[0], res[1], sent, got), nil
+}
+
+// stamp counts booking id at the server's now, as its call leaves, and
+// returns that moment on our clock; it reports false, and when to try
+// again, if a window is full there.
+func (s *sharedWindows) stamp(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, error) {
+	sent := time.Now()
+	res, err := stampScript.Run(ctx, s.rdb, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, true)...).Int64Slice()
+	got := time.Now()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("shared quota (redis): %w", err)
+	}
+	if res[0] == 0 {
+		return true, s.local(res[1], res[1], sent, got), nil // when it counted
+	}
+	return false, s.local(res[0], res[1], sent, got), nil
+}
+
+// cancel drops booking id.
+func (s *sharedWindows) cancel(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) error {
+	if err := cancelScript.Run(ctx, s.rdb, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, false)...).Err(); err != nil {
+		return fmt.Errorf("shared quota (redis): %w", err)
+	}
+	return nil
+}
