@@ -99,10 +99,10 @@ func simulate(p *pacer, s *simServer, start time.Time, d time.Duration, batch in
 	}
 	now := start
 	for now.Before(start.Add(d)) {
-		b := p.book(now, batch, true, func(int) []string { return nil })
+		b := bookLocal(p, now, batch, true, func(int) []string { return nil })
 		now = b.at
 		until(now)
-		if _, ok := p.send(b, now); !ok {
+		if _, ok := sendLocal(p, b, now); !ok {
 			continue // a later booking finds the room
 		}
 		flying = append(flying, simCall{b: b, sent: now, arrive: now.Add(up()), back: down(), n: b.n})

@@ -70,6 +70,9 @@ type Config struct {
 	// Recent are calls made just before the run (by a run that stopped a
 	// moment ago): the windows start with them.
 	Recent []Call
+	// Shared, if set, keeps the app's windows in Redis, where every
+	// process pacing against the app books from them.
+	Shared *SharedQuota
 }
 
 // Call is a call made at a time, of some messages, into some chat rooms.
@@ -280,6 +283,9 @@ func endpoints(cfg Config) []*endpoint {
 		e := byPath[k.Path()]
 		if e == nil {
 			e = &endpoint{pacer: newPacer(k, cfg.Quotas[k], cfg.Pacing, rooms), quotas: cfg.Quotas, wake: make(chan struct{}, 1)}
+			if cfg.Shared != nil {
+				e.pacer.shared = &sharedPacer{w: cfg.Shared.w, endpoint: k.Path()}
+			}
 			byPath[k.Path()] = e
 			order = append(order, e)
 		}
@@ -378,8 +384,8 @@ func (r *runner) dispatch(ctx, sendCtx context.Context, g *errgroup.Group, e *en
 		if _, err := r.prepare(ctx, it.batch.Message); err != nil {
 			return err
 		}
-		if !r.launch(ctx, sendCtx, g, e, it) {
-			return nil
+		if ok, err := r.launch(ctx, sendCtx, g, e, it); !ok {
+			return err
 		}
 	}
 }
@@ -423,18 +429,23 @@ func (e *endpoint) next(ctx context.Context, queue *<-chan planner.Batch, timer 
 // launch books the call of it once a worker is free, sleeps here until
 // just before its time, and starts it: a batch is marked in flight for no
 // longer than the ledger write takes, and a slot is held asleep by at most
-// one booking per endpoint. It reports false if ctx ended first.
-func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endpoint, it item) bool {
+// one booking per endpoint. It reports false if ctx ended first, or the
+// booking failed (the error: the shared quota's store is away).
+func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endpoint, it item) (bool, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return false
+		return false, nil
 	}
-	b, bk := e.book(time.Now(), it)
+	b, bk, err := e.book(time.Now(), it)
+	if err != nil {
+		<-r.sem
+		return false, err
+	}
 	if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
 		e.pacer.cancel(bk)
 		<-r.sem
-		return false
+		return false, nil
 	}
 	e.mu.Lock()
 	e.outstanding++
@@ -449,12 +460,12 @@ func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endp
 		}()
 		return r.call(ctx, sendCtx, e, b, bk)
 	})
-	return true
+	return true, nil
 }
 
 // book reserves the next call of e for it at now or later, splitting off
 // what the message window has no room for yet.
-func (e *endpoint) book(now time.Time, it item) (item, booking) {
+func (e *endpoint) book(now time.Time, it item) (item, booking, error) {
 	m := it.batch.Message
 	to := it.batch.To
 	rooms := func(n int) []string {
@@ -463,14 +474,17 @@ func (e *endpoint) book(now time.Time, it item) (item, booking) {
 		}
 		return to[:n]
 	}
-	bk := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
+	bk, err := e.pacer.book(now, len(to), m.Kind.MaxPerCall() > 1, rooms)
+	if err != nil {
+		return it, bk, err
+	}
 	if n := bk.n; n < len(to) {
 		// Each part owns its recipients: the carried part grows by
 		// append, and must never write into the part booked here.
 		e.carry(item{batch: planner.Batch{Message: m, To: slices.Clone(to[n:])}, attempts: it.attempts})
 		it.batch.To = slices.Clone(to[:n])
 	}
-	return it, bk
+	return it, bk, nil
 }
 
 // carry keeps the part of a batch split off by book, and joins it with the
@@ -546,7 +560,12 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 			return r.finish(rec)
 		}
 		var ok bool
-		if wait, ok = e.pacer.send(bk, time.Now()); ok {
+		if wait, ok, err = e.pacer.send(bk, time.Now()); err != nil {
+			e.pacer.cancel(bk)
+			rec.State, rec.Error, rec.Time = checkpoint.Pending, "not sent: "+err.Error(), time.Time{}
+			return errors.Join(err, r.finish(rec))
+		}
+		if ok {
 			break
 		}
 	}

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -174,6 +175,10 @@ type pacer struct {
 	rooms    *roomWindows
 	next     time.Time // earliest time of the next booking (even pacing)
 	gov      governor
+	// shared, if set, books every call in the app's windows in Redis as
+	// well: the local windows hold this process's calls, Redis every
+	// process's.
+	shared *sharedPacer
 }
 
 // bookingIDs numbers the stamps of every pacer: the rooms and room_members
@@ -284,7 +289,7 @@ func (p *pacer) setMargin(m time.Duration) {
 // the message window has room for part of the batch only and split allows
 // it. Events are held for the booking at its time, until send stamps them
 // at the time the call really leaves.
-func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []string) booking {
+func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []string) (booking, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	t := now.Add(p.cfg.Lead)
@@ -331,7 +336,47 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 		p.rooms.add(t, b.rooms, b.id)
 	}
 	p.next = t.Add(spacing)
-	return b
+	if p.shared == nil {
+		return b, nil
+	}
+	at, err := p.shared.book(b, p.sharedLimits(b), spacing)
+	if err != nil {
+		p.release(b)
+		return b, err
+	}
+	if at.After(b.at) {
+		// another process holds the slot: hold this one's later
+		p.release(b)
+		b.at = at
+		p.calls.insert(stamp{at: at, n: 1, id: b.id, booked: true})
+		if p.messages.limit > 0 {
+			p.messages.insert(stamp{at: at, n: n, id: b.id, booked: true})
+		}
+		if p.rooms != nil {
+			p.rooms.add(at, b.rooms, b.id)
+		}
+		p.next = at.Add(spacing)
+	}
+	return b, nil
+}
+
+// sharedLimits are the limits booking b takes from in the shared windows:
+// calls, messages, and each chat room it posts into.
+func (p *pacer) sharedLimits(b booking) []sharedLimit {
+	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), span: p.calls.span, amount: 1}}
+	if p.messages.limit > 0 {
+		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), span: p.messages.span, amount: b.n})
+	}
+	if p.rooms != nil {
+		counts := map[string]int{}
+		for _, r := range b.rooms {
+			counts[r]++
+		}
+		for _, r := range slices.Sorted(maps.Keys(counts)) {
+			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, span: p.rooms.spanNow(), amount: counts[r]})
+		}
+	}
+	return ls
 }
 
 // spacing is the time n events take from w at its even rate under the
@@ -346,6 +391,10 @@ func (p *pacer) cancel(b booking) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.release(b)
+	if p.shared != nil {
+		// a hold left behind only delays other calls for a window
+		_ = p.shared.cancel(b, p.sharedLimits(b))
+	}
 }
 
 // release drops b's held events; p.mu is held.
@@ -364,7 +413,7 @@ func (p *pacer) release(b booking) {
 // again (b's hold is gone by then), and false. A call booked before the
 // pace was cut may hold more messages than the cut limit: it fits once the
 // window is empty of others.
-func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
+func (p *pacer) send(b booking, now time.Time) (time.Time, bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.release(b)
@@ -386,7 +435,16 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 		t = next
 	}
 	if t.After(now) {
-		return t, false
+		return t, false, nil
+	}
+	if p.shared != nil {
+		ok, retry, err := p.shared.stamp(b, p.sharedLimits(b))
+		if err != nil {
+			return now, false, err
+		}
+		if !ok {
+			return retry, false, nil
+		}
 	}
 	p.calls.insert(stamp{at: now, n: 1, id: b.id})
 	if p.messages.limit > 0 {
@@ -395,7 +453,7 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool) {
 	if p.rooms != nil {
 		p.rooms.add(now, b.rooms, b.id)
 	}
-	return now, true
+	return now, true, nil
 }
 
 func later(a, b time.Time) time.Time {
@@ -414,6 +472,13 @@ type roomWindows struct {
 	keep  time.Duration // a second and the widest margin
 	rooms map[string]*window
 	adds  int
+}
+
+// spanNow is the span of a room's window, the margin in force included.
+func (r *roomWindows) spanNow() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.span
 }
 
 func newRoomWindows(cfg Pacing) *roomWindows {

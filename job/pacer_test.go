@@ -69,9 +69,9 @@ func TestPacerKeepsEveryWindowUnderQuotaAndCloseToIt(t *testing.T) {
 					it = item{batch: planner.Batch{Message: msg, To: to}}
 				}
 				size := len(it.batch.To)
-				b, bk := e.book(now, it)
+				b, bk := bookEndpoint(e, now, it)
 				at := bk.at
-				if _, ok := e.pacer.send(bk, at); !ok {
+				if _, ok := sendLocal(e.pacer, bk, at); !ok {
 					t.Fatalf("a call sent at its booked time %v found no room", at)
 				}
 				n := len(b.batch.To)
@@ -126,9 +126,9 @@ func TestPacerLimitsMessagesIntoOneRoom(t *testing.T) {
 	var times []time.Time
 	var ones []int
 	for range 100 {
-		b := p.book(now, 20, true, func(int) []string { return []string{"the-room"} })
+		b := bookLocal(p, now, 20, true, func(int) []string { return []string{"the-room"} })
 		at := b.at
-		p.send(b, at)
+		sendLocal(p, b, at)
 		times, ones = append(times, at), append(ones, 1)
 		now = at
 	}
@@ -149,13 +149,13 @@ func TestPacerStampsLateCallsWhenTheyLeave(t *testing.T) {
 	var times []time.Time
 	var msgs []int
 	for i := range 400 {
-		b := p.book(now, 3, false, func(int) []string { return nil })
+		b := bookLocal(p, now, 3, false, func(int) []string { return nil })
 		leave := b.at
 		if i%7 == 3 {
 			leave = leave.Add(35 * time.Millisecond) // late
 		}
 		for range 100 {
-			at, ok := p.send(b, leave)
+			at, ok := sendLocal(p, b, leave)
 			if ok {
 				break
 			}
@@ -179,15 +179,15 @@ func TestPacerStampsLateCallsWhenTheyLeave(t *testing.T) {
 func TestPacerSendsACallBookedBeforeACut(t *testing.T) {
 	p := newPacer(chatapi.Groups, chatapi.Groups.DefaultQuota(), DefaultPacing, newRoomWindows(DefaultPacing))
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	first := p.book(now, 3, false, func(int) []string { return nil })
-	if _, ok := p.send(first, first.at); !ok {
+	first := bookLocal(p, now, 3, false, func(int) []string { return nil })
+	if _, ok := sendLocal(p, first, first.at); !ok {
 		t.Fatal("the first call found no room")
 	}
-	b := p.book(first.at, 3, false, func(int) []string { return nil })
+	b := bookLocal(p, first.at, 3, false, func(int) []string { return nil })
 	p.gov.factor = 0.05 // 1 message a second
 	at := b.at
 	for range 100 {
-		next, ok := p.send(b, at)
+		next, ok := sendLocal(p, b, at)
 		if ok {
 			if at.Sub(first.at) < time.Second {
 				t.Errorf("sent %v after the first call, inside its window", at.Sub(first.at))
@@ -208,17 +208,43 @@ func TestPacerSendsALateCallBeforeTheBookingsBehindIt(t *testing.T) {
 	q.Messages.N = 500
 	p := newPacer(chatapi.Users, q, DefaultPacing, newRoomWindows(DefaultPacing))
 	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
-	first := p.book(now, 500, true, func(int) []string { return nil })
-	behind := p.book(now, 100, true, func(int) []string { return nil })
+	first := bookLocal(p, now, 500, true, func(int) []string { return nil })
+	behind := bookLocal(p, now, 100, true, func(int) []string { return nil })
 	if behind.at.Sub(first.at) < q.Messages.Window {
 		t.Fatalf("booked %v after a full window, want a window later", behind.at.Sub(first.at))
 	}
 	late := first.at.Add(5 * time.Millisecond)
-	if at, ok := p.send(first, late); !ok {
+	if at, ok := sendLocal(p, first, late); !ok {
 		t.Fatalf("the full call, 5 ms late, is held until %v", at.Sub(late))
 	}
-	at, ok := p.send(behind, behind.at)
+	at, ok := sendLocal(p, behind, behind.at)
 	if ok || at.Sub(late) < q.Messages.Window {
 		t.Errorf("the call behind may go %v after the full one, want a window later", at.Sub(late))
 	}
+}
+
+// bookLocal, sendLocal and bookEndpoint are the pacer's calls for a pacer
+// with no shared windows, which cannot fail.
+func bookLocal(p *pacer, now time.Time, size int, split bool, rooms func(int) []string) booking {
+	b, err := p.book(now, size, split, rooms)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func sendLocal(p *pacer, b booking, now time.Time) (time.Time, bool) {
+	t, ok, err := p.send(b, now)
+	if err != nil {
+		panic(err)
+	}
+	return t, ok
+}
+
+func bookEndpoint(e *endpoint, now time.Time, it item) (item, booking) {
+	it, b, err := e.book(now, it)
+	if err != nil {
+		panic(err)
+	}
+	return it, b
 }

@@ -21,9 +21,6 @@ import (
 // server's (TIME inside the scripts), so hosts with skewed clocks agree;
 // the scripts answer with the server's time, which the client maps onto
 // its own clock.
-//
-// Not yet used by run: the local pacer's bookings, stamps and cancels are
-// to go through it (issue 13).
 type sharedWindows struct {
 	rdb    redis.UniversalClient
 	prefix string // of every key: the app's
@@ -46,6 +43,7 @@ func newSharedWindows(rdb redis.UniversalClient, app string) *sharedWindows {
 // this call takes.
 type sharedLimit struct {
 	name   string
+	global bool // of the app, not of one endpoint (a chat room's)
 	limit  int
 	span   time.Duration
 	amount int
@@ -163,6 +161,9 @@ func (s *sharedWindows) keys(endpoint string, limits []sharedLimit) []string {
 	keys := make([]string, len(limits))
 	for i, l := range limits {
 		keys[i] = s.prefix + endpoint + ":" + l.name
+		if l.global {
+			keys[i] = s.prefix + l.name
+		}
 	}
 	return keys
 }
@@ -217,4 +218,41 @@ func (s *sharedWindows) cancel(ctx context.Context, endpoint string, id uint64, 
 		return fmt.Errorf("shared quota (redis): %w", err)
 	}
 	return nil
+}
+
+// SharedQuota is an app's quota windows in Redis, for Config.Shared.
+type SharedQuota struct{ w *sharedWindows }
+
+// NewSharedQuota keeps the windows of app (its base URL, which names the
+// org and app or the app ID) in rdb.
+func NewSharedQuota(rdb redis.UniversalClient, app string) *SharedQuota {
+	return &SharedQuota{w: newSharedWindows(rdb, app)}
+}
+
+// sharedTimeout bounds each call to Redis: a Redis gone away stops the
+// run within it (Run stops dispatching at the first error).
+const sharedTimeout = 2 * time.Second
+
+// sharedPacer is an endpoint's part of the shared windows.
+type sharedPacer struct {
+	w        *sharedWindows
+	endpoint string
+}
+
+func (s *sharedPacer) book(b booking, limits []sharedLimit, spacing time.Duration) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	return s.w.book(ctx, s.endpoint, b.id, limits, spacing, b.at)
+}
+
+func (s *sharedPacer) stamp(b booking, limits []sharedLimit) (bool, time.Time, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	return s.w.stamp(ctx, s.endpoint, b.id, limits)
+}
+
+func (s *sharedPacer) cancel(b booking, limits []sharedLimit) error {
+	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	defer cancel()
+	return s.w.cancel(ctx, s.endpoint, b.id, limits)
 }

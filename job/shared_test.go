@@ -3,7 +3,10 @@ package job
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +14,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"imcast/chatapi"
+	"imcast/checkpoint"
+	"imcast/emulator"
+	"imcast/planner"
 	"imcast/redistest"
 )
 
@@ -149,4 +156,84 @@ func BenchmarkSharedBookings(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
+}
+
+// TestRunsShareOneQuota runs two campaigns at once, each with its own
+// ledger, against one app of the emulator: paced through one Redis, the
+// server refuses none of their calls and their sum stays in the quota;
+// each pacing alone, they trip it (so the test tests something).
+func TestRunsShareOneQuota(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			emu, err := emulator.Listen("127.0.0.1:0", emulator.Config{QuotaScale: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer emu.Close()
+			client, err := chatapi.New(chatapi.Config{Host: emu.URL, Org: "o", App: "a", Tokens: chatapi.StaticToken("t")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			quotas, _ := chatapi.NewQuotas(2, nil)
+			var wg sync.WaitGroup
+			errs := make(chan error, 2)
+			for run := range 2 {
+				dir := t.TempDir()
+				var rows strings.Builder
+				for i := range 300 {
+					fmt.Fprintf(&rows, `{"kind":"rooms","to":"r%d-%04d","msg":"hi"}`+"\n", run, i)
+				}
+				path := filepath.Join(dir, "c.jsonl")
+				if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer store.Close()
+				camp, err := planner.Open(planner.Options{Files: []string{path}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := CampaignConfig{Config: Config{Quotas: quotas, Campaign: "c", Named: true}}
+				if shared {
+					rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+					defer rdb.Close()
+					cfg.Shared = NewSharedQuota(rdb, client.BaseURL())
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					res, err := RunCampaign(ctx, camp, store, client, cfg)
+					if err == nil && !res.Complete() {
+						err = fmt.Errorf("run %d incomplete", run)
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st := emu.Stats().Kinds["rooms"]
+			refused := st.Responses[403] + st.Responses[429]
+			if st.Delivered != 600 || emu.Stats().Duplicates != 0 {
+				t.Errorf("%d delivered, %d duplicates; want 600 and none", st.Delivered, emu.Stats().Duplicates)
+			}
+			switch {
+			case shared && refused != 0:
+				t.Errorf("through one Redis: %d refusals, want none", refused)
+			case !shared && refused == 0:
+				t.Errorf("each pacing alone: no refusal; the two runs never overran the quota, so the shared case shows nothing")
+			}
+			t.Logf("shared %v: %d refusals, peaks %v", shared, refused, st.Peaks)
+		})
+	}
 }
