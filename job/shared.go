@@ -101,7 +101,9 @@ return {at, now}
 `)
 
 // stampScript moves a booking to the server's now, the moment the call
-// leaves, if every window still holds it there; else it leaves the
+// leaves, if every window still holds it there: the window ending now,
+// and each window ending at a later event (booked ahead by this process
+// or another), which the call joins by leaving now. Else it leaves the
 // booking where it was and answers the time to try again.
 //
 // KEYS the windows; ARGV: id, then limit, span µs, amount per window.
@@ -117,17 +119,30 @@ for i = 1, #KEYS do
   local span = tonumber(ARGV[1 + 3*i - 1])
   local take = tonumber(ARGV[1 + 3*i])
   local mine = ARGV[1] .. ':' .. take
-  local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), '+inf', 'WITHSCORES')
-  local used = 0
-  for j = 1, #ev, 2 do
-    if ev[j] ~= mine then used = used + amount(ev[j]) end
+  local raw = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), '(' .. (now + span), 'WITHSCORES')
+  local at, n = {}, {}
+  for j = 1, #raw, 2 do
+    if raw[j] ~= mine then
+      at[#at + 1] = tonumber(raw[j + 1])
+      n[#n + 1] = amount(raw[j])
+    end
   end
-  if used + take > limit then
-    local need, freed = used + take - limit, 0
-    for j = 1, #ev, 2 do
-      if ev[j] ~= mine then
-        freed = freed + amount(ev[j])
-        if freed >= need then retry = math.max(retry, tonumber(ev[j + 1]) + span); break end
+  -- the window ending now, then each ending at a later event
+  local ends = {now}
+  for j = 1, #at do if at[j] > now then ends[#ends + 1] = at[j] end end
+  for _, e in ipairs(ends) do
+    local used, oldest = 0, nil
+    for j = 1, #at do
+      if at[j] > e - span and at[j] <= e then
+        used = used + n[j]
+        if oldest == nil or at[j] < oldest then oldest = at[j] end
+      end
+    end
+    if used + take > limit then
+      if e == now then
+        retry = math.max(retry, (oldest or now) + span)
+      else
+        retry = math.max(retry, e + 1)
       end
     end
   end
