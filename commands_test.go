@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"imcast/redistest"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,5 +88,22 @@ func TestCheckAndFakeServerWithoutTheCLI(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("fake-server after its context ended: %v", err)
+	}
+}
+
+// TestRunThroughRedis runs a campaign whose quotas are shared through a
+// Redis, and refuses to run unshared when the Redis named does not answer.
+func TestRunThroughRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	camp := campaignOptions{Files: []string{"samples/users.csv"}, Quotas: quotaOptions{Scale: 1}}
+	var out bytes.Buffer
+	o := runOpts{Campaign: camp, Conn: connOptions{Fake: true}, State: filepath.Join(t.TempDir(), "l.db"), Workers: 2, Quiet: true, Redis: srv.URL()}
+	if err := runCampaign(context.Background(), o, &out, io.Discard); err != nil {
+		t.Fatalf("run through %s: %v\n%s", srv.URL(), err, out.String())
+	}
+	o.State, o.Redis = filepath.Join(t.TempDir(), "l.db"), "redis://127.0.0.1:1"
+	err := runCampaign(context.Background(), o, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--redis") || exitCode(err) != exitFatal {
+		t.Errorf("run through a Redis that does not answer: %v (exit %d), want a fatal error naming --redis", err, exitCode(err))
 	}
 }

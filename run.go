@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/urfave/cli/v2"
 
 	"imcast/chatapi"
@@ -23,6 +25,7 @@ type runOpts struct {
 	ResendUncertain bool
 	StallTimeout    time.Duration
 	JSON, Quiet     bool
+	Redis           string // a redis:// URL the app's quotas are shared through; "": none
 }
 
 func runCommand() *cli.Command {
@@ -38,6 +41,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host"},
 		),
 		Action: func(c *cli.Context) error {
 			return runCampaign(c.Context, runOpts{
@@ -50,6 +54,7 @@ func runCommand() *cli.Command {
 				StallTimeout:    c.Duration("stall-timeout"),
 				JSON:            c.Bool("json"),
 				Quiet:           c.Bool("quiet"),
+				Redis:           c.String("redis"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -72,6 +77,11 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeSender()
+	shared, closeShared, err := sharedQuota(ctx, o.Redis, sender.BaseURL())
+	if err != nil {
+		return err
+	}
+	defer closeShared()
 	name := o.Name
 	if name == "" {
 		name = camp.Name()
@@ -95,6 +105,7 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 			Campaign:     name,
 			Named:        o.Name != "",
 			StallTimeout: o.StallTimeout,
+			Shared:       shared,
 		},
 		ResendUncertain: o.ResendUncertain,
 		SpoolDir:        filepath.Dir(store.Path()),
@@ -118,3 +129,30 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	}
 	return err
 }
+
+// sharedQuota connects to the Redis at url, if any, and checks it answers:
+// a run that was told to share its quotas never runs unshared.
+func sharedQuota(ctx context.Context, url, app string) (*job.SharedQuota, func(), error) {
+	if url == "" {
+		return nil, func() {}, nil
+	}
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--redis: %w", err)
+	}
+	redis.SetLogger(quietRedis{})
+	rdb := redis.NewClient(opts)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, fmt.Errorf("--redis %s: %w", opts.Addr, err)
+	}
+	return job.NewSharedQuota(rdb, app), func() { rdb.Close() }, nil
+}
+
+// quietRedis keeps go-redis's own log lines (every failed dial) off the
+// run's output: its errors reach the run, which says them once.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
