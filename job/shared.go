@@ -28,6 +28,24 @@ type sharedWindows struct {
 	// offset is the server's clock less ours, in µs, as the last call
 	// found it
 	offset atomic.Int64
+	// failed is the first error from Redis: the run stops at it, and
+	// every call after it fails at once instead of waiting on a Redis
+	// that is gone
+	failed atomic.Pointer[error]
+}
+
+// run runs a script, or fails at once after an earlier failure.
+func (s *sharedWindows) run(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]int64, error) {
+	if err := s.failed.Load(); err != nil {
+		return nil, *err
+	}
+	res, err := script.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		err = fmt.Errorf("shared quota (redis): %w", err)
+		s.failed.CompareAndSwap(nil, &err)
+		return nil, err
+	}
+	return res, nil
 }
 
 // newSharedWindows keeps the windows of the app named by app (its base
@@ -158,7 +176,7 @@ return {0, now}
 // id, then the amount per window.
 var cancelScript = redis.NewScript(`
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1] .. ':' .. ARGV[1 + i]) end
-return 0
+return {0}
 `)
 
 // local maps a time of the server's clock (µs) onto ours, from the
@@ -203,10 +221,10 @@ func (s *sharedWindows) book(ctx context.Context, endpoint string, id uint64, li
 		from = earliest.UnixMicro() + s.offset.Load()
 	}
 	sent := time.Now()
-	res, err := bookScript.Run(ctx, s.rdb, keys, limitArgs([]any{s.member(id), spacing.Microseconds(), from}, limits, true)...).Int64Slice()
+	res, err := s.run(ctx, bookScript, keys, limitArgs([]any{s.member(id), spacing.Microseconds(), from}, limits, true)...)
 	got := time.Now()
 	if err != nil {
-		return time.Time{}, fmt.Errorf("shared quota (redis): %w", err)
+		return time.Time{}, err
 	}
 	return s.local(res[0], res[1], sent, got), nil
 }
@@ -216,10 +234,10 @@ func (s *sharedWindows) book(ctx context.Context, endpoint string, id uint64, li
 // again, if a window is full there.
 func (s *sharedWindows) stamp(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, error) {
 	sent := time.Now()
-	res, err := stampScript.Run(ctx, s.rdb, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, true)...).Int64Slice()
+	res, err := s.run(ctx, stampScript, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, true)...)
 	got := time.Now()
 	if err != nil {
-		return false, time.Time{}, fmt.Errorf("shared quota (redis): %w", err)
+		return false, time.Time{}, err
 	}
 	if res[0] == 0 {
 		return true, s.local(res[1], res[1], sent, got), nil // when it counted
@@ -229,10 +247,8 @@ func (s *sharedWindows) stamp(ctx context.Context, endpoint string, id uint64, l
 
 // cancel drops booking id.
 func (s *sharedWindows) cancel(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) error {
-	if err := cancelScript.Run(ctx, s.rdb, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, false)...).Err(); err != nil {
-		return fmt.Errorf("shared quota (redis): %w", err)
-	}
-	return nil
+	_, err := s.run(ctx, cancelScript, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, false)...)
+	return err
 }
 
 // SharedQuota is an app's quota windows in Redis, for Config.Shared.

@@ -268,3 +268,78 @@ func BenchmarkSharedRuns(b *testing.B) {
 		b.ReportMetric(float64(st.Responses[403]+st.Responses[429]), "refusals")
 	}
 }
+
+// TestRedisGoneStopsTheRun kills the Redis a run shares its quotas
+// through, mid-run: the run stops within 5 s with an error naming it, the
+// calls it made are recorded, none was sent twice, and a rerun through
+// another Redis finishes the campaign.
+func TestRedisGoneStopsTheRun(t *testing.T) {
+	srv := redistest.Start(t)
+	emu, err := emulator.Listen("127.0.0.1:0", emulator.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	client, err := chatapi.New(chatapi.Config{Host: emu.URL, Org: "o", App: "a", Tokens: chatapi.StaticToken("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var rows strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&rows, `{"kind":"groups","to":"g%04d","msg":"hi"}`+"\n", i)
+	}
+	path := filepath.Join(dir, "c.jsonl")
+	if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	camp, err := planner.Open(planner.Options{Files: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quotas, _ := chatapi.NewQuotas(1, nil)
+	run := func(srv *redistest.Server) (*Result, error) {
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		defer rdb.Close()
+		cfg := CampaignConfig{Config: Config{Quotas: quotas, Campaign: "c", Named: true, Shared: NewSharedQuota(rdb, client.BaseURL())}}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		return RunCampaign(ctx, camp, store, client, cfg)
+	}
+	// groups: 20 messages a second, so 200 take about 10 s
+	done := make(chan error, 1)
+	var killed time.Time
+	go func() { _, err := run(srv); done <- err }()
+	for deadline := time.Now().Add(time.Minute); emu.Stats().Kinds["groups"].Delivered < 30; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no 30 deliveries in a minute")
+		}
+	}
+	srv.Kill()
+	killed = time.Now()
+	select {
+	case err := <-done:
+		if took := time.Since(killed); err == nil || !strings.Contains(err.Error(), "redis") || took > 5*time.Second {
+			t.Fatalf("run after its Redis died: %v, %v after; want an error naming redis within 5 s", err, took)
+		} else {
+			t.Logf("stopped %v after the kill: %v", took, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the run went on a minute after its Redis died")
+	}
+	if d := emu.Stats().Duplicates; d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+	res, err := run(redistest.Start(t))
+	if err != nil || !res.Complete() {
+		t.Fatalf("rerun: %v, complete %v", err, res != nil && res.Complete())
+	}
+	if st := emu.Stats(); st.Kinds["groups"].Delivered != 200 || st.Duplicates != 0 {
+		t.Errorf("after the rerun: %d delivered, %d duplicates; want 200, none", st.Kinds["groups"].Delivered, st.Duplicates)
+	}
+}

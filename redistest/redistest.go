@@ -23,16 +23,20 @@ type Server struct {
 	Addr string // host:port on 127.0.0.1
 	Real bool   // redis-server, not miniredis
 	cmd  *exec.Cmd
+	mini *miniredis.Miniredis
 }
 
 // URL is the server's redis:// URL.
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
-// Kill stops the server at once (SIGKILL for redis-server).
+// Kill stops the server at once: SIGKILL for redis-server.
 func (s *Server) Kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
+	}
+	if s.mini != nil {
+		s.mini.Close()
 	}
 }
 
@@ -43,7 +47,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		m := miniredis.RunT(t)
 		t.Logf("redis: miniredis in process at %s (no redis-server installed)", m.Addr())
-		return &Server{Addr: m.Addr()}
+		return &Server{Addr: m.Addr(), mini: m}
 	}
 	dir := t.TempDir()
 	port := freePort(t)
