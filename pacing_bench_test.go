@@ -107,7 +107,7 @@ type pacingMetrics struct {
 // startFakeServer starts `imcast fake-server` on a loopback port, a
 // process of its own stopped when b ends, and returns its base URL and a
 // reader of its stats.
-func startFakeServer(b *testing.B, bin string, flags ...string) (string, func() emulator.Stats) {
+func startFakeServer(b testing.TB, bin string, flags ...string) (string, func() emulator.Stats) {
 	b.Helper()
 	srv := exec.Command(bin, append([]string{"fake-server", "--addr", "127.0.0.1:0"}, flags...)...)
 	stderr, err := srv.StderrPipe()

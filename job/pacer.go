@@ -363,9 +363,12 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 // sharedLimits are the limits booking b takes from in the shared windows:
 // calls, messages, and each chat room it posts into.
 func (p *pacer) sharedLimits(b booking) []sharedLimit {
-	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), span: p.calls.span, amount: 1}}
+	// Other processes stamp with their own margins, and a call waits
+	// between its stamp and its request longer when several jobs share a
+	// host: the shared windows keep a margin of their own on top.
+	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), span: p.calls.span + sharedMargin, amount: 1}}
 	if p.messages.limit > 0 {
-		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), span: p.messages.span, amount: b.n})
+		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), span: p.messages.span + sharedMargin, amount: b.n})
 	}
 	if p.rooms != nil {
 		counts := map[string]int{}
@@ -373,7 +376,7 @@ func (p *pacer) sharedLimits(b booking) []sharedLimit {
 			counts[r]++
 		}
 		for _, r := range slices.Sorted(maps.Keys(counts)) {
-			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, span: p.rooms.spanNow(), amount: counts[r]})
+			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, span: p.rooms.spanNow() + sharedMargin, amount: counts[r]})
 		}
 	}
 	return ls

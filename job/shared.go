@@ -260,6 +260,9 @@ func NewSharedQuota(rdb redis.UniversalClient, app string) *SharedQuota {
 	return &SharedQuota{w: newSharedWindows(rdb, app)}
 }
 
+// sharedMargin widens every shared window beyond the pacer's own margin.
+const sharedMargin = 20 * time.Millisecond
+
 // sharedTimeout bounds each call to Redis: a Redis gone away stops the
 // run within it (Run stops dispatching at the first error).
 const sharedTimeout = 2 * time.Second
