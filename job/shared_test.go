@@ -152,6 +152,32 @@ func BenchmarkSharedBookings(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
 }
 
+// oneKindCampaign writes a campaign of n deliveries of one message of
+// kind, to prefix0..., and opens it and a ledger of its own (closed when
+// t ends).
+func oneKindCampaign(t testing.TB, kind, prefix string, n int) (*planner.Campaign, *checkpoint.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	var rows strings.Builder
+	for i := range n {
+		fmt.Fprintf(&rows, `{"kind":%q,"to":"%s%05d","msg":"hi"}`+"\n", kind, prefix, i)
+	}
+	path := filepath.Join(dir, "c.jsonl")
+	if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	camp, err := planner.Open(planner.Options{Files: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return camp, store
+}
+
 // sharedRuns runs campaigns of perRun rooms deliveries each, one per
 // element of runs, at once, each with its own ledger, against one app of
 // a new emulator at twice the default quotas, through srv when shared.
@@ -174,24 +200,7 @@ func sharedRuns(t testing.TB, srv *redistest.Server, runs, perRun int, shared bo
 	var mu sync.Mutex
 	var slowest time.Duration
 	for run := range runs {
-		dir := t.TempDir()
-		var rows strings.Builder
-		for i := range perRun {
-			fmt.Fprintf(&rows, `{"kind":"rooms","to":"r%d-%05d","msg":"hi"}`+"\n", run, i)
-		}
-		path := filepath.Join(dir, "c.jsonl")
-		if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		camp, err := planner.Open(planner.Options{Files: []string{path}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		camp, store := oneKindCampaign(t, "rooms", fmt.Sprintf("r%d-", run), perRun)
 		cfg := CampaignConfig{Config: Config{Quotas: quotas, Campaign: "c", Named: true}}
 		if shared {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -284,24 +293,7 @@ func TestRedisGoneStopsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	var rows strings.Builder
-	for i := range 200 {
-		fmt.Fprintf(&rows, `{"kind":"groups","to":"g%04d","msg":"hi"}`+"\n", i)
-	}
-	path := filepath.Join(dir, "c.jsonl")
-	if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	store, err := checkpoint.Open(filepath.Join(dir, "ledger.db"), checkpoint.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	camp, err := planner.Open(planner.Options{Files: []string{path}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	camp, store := oneKindCampaign(t, "groups", "g", 200)
 	quotas, _ := chatapi.NewQuotas(1, nil)
 	run := func(srv *redistest.Server) (*Result, error) {
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
