@@ -233,16 +233,23 @@ func (s *sharedWindows) book(ctx context.Context, endpoint string, id uint64, li
 // returns that moment on our clock; it reports false, and when to try
 // again, if a window is full there.
 func (s *sharedWindows) stamp(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, error) {
+	ok, at, _, err := s.stampAt(ctx, endpoint, id, limits)
+	return ok, at, err
+}
+
+// stampAt is stamp, with the server's now (µs) as well: the time the
+// windows hold.
+func (s *sharedWindows) stampAt(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, int64, error) {
 	sent := time.Now()
 	res, err := s.run(ctx, stampScript, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, true)...)
 	got := time.Now()
 	if err != nil {
-		return false, time.Time{}, err
+		return false, time.Time{}, 0, err
 	}
 	if res[0] == 0 {
-		return true, s.local(res[1], res[1], sent, got), nil // when it counted
+		return true, s.local(res[1], res[1], sent, got), res[1], nil // when it counted
 	}
-	return false, s.local(res[0], res[1], sent, got), nil
+	return false, s.local(res[0], res[1], sent, got), res[1], nil
 }
 
 // cancel drops booking id.
