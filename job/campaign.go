@@ -119,14 +119,17 @@ func (l *ledgerState) others() error {
 
 func (l *ledgerState) elsewhere(m *planner.Message, to, own string, fn func(string)) {
 	for i, d := range l.states {
-		if l.names[i] == own {
-			continue
-		}
-		switch d.State(string(m.Kind), m.Scope, m.Digest, to) {
-		case checkpoint.Sent, checkpoint.Uncertain:
+		if l.names[i] != own && mayBeSent(d.State(string(m.Kind), m.Scope, m.Digest, to)) {
 			fn(l.names[i])
 		}
 	}
+}
+
+// mayBeSent says whether a delivery in state st reached its recipient, or
+// may have: another campaign holding it so means the run would send it
+// again.
+func mayBeSent(st checkpoint.State) bool {
+	return st == checkpoint.Sent || st == checkpoint.Uncertain
 }
 
 // lookupState is what the ledger holds of chosen deliveries: those of the
@@ -139,11 +142,7 @@ func (k lookupState) state(name string, m *planner.Message, to string) (checkpoi
 
 func (k lookupState) elsewhere(m *planner.Message, to, own string, fn func(string)) {
 	for _, name := range k.l.Campaigns() {
-		if name == own {
-			continue
-		}
-		switch k.l.State(name, string(m.Kind), m.Scope, m.Digest, to) {
-		case checkpoint.Sent, checkpoint.Uncertain:
+		if name != own && mayBeSent(k.l.State(name, string(m.Kind), m.Scope, m.Digest, to)) {
 			fn(name)
 		}
 	}
@@ -223,8 +222,8 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	if err != nil {
 		return nil, err
 	}
-	if v.unchanged {
-		return v.prepared, nil
+	if v.unchanged != nil {
+		return v.unchanged, nil
 	}
 	t := &sorting{cfg: &cfg, view: v, state: cfg.stateIn(v.ledger), res: &Result{},
 		counts: map[string]int64{}, found: map[string]int64{}}
@@ -246,7 +245,7 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 		return nil, err
 	}
 	if v.check != nil && !plan.Source.Equal(v.check) {
-		return nil, fmt.Errorf("the campaign files changed while they were read: nothing was sent; run again")
+		return nil, errors.New("the campaign files changed while they were read: nothing was sent; run again")
 	}
 	if len(found) > 0 {
 		return nil, &SentElsewhereError{Campaign: cfg.Campaign, Found: found}
@@ -343,10 +342,9 @@ type view struct {
 	// held before.
 	check   *planner.Source
 	planned int64
-	// unchanged: the files are as they were then; prepared is the run,
-	// with nothing to send
-	unchanged bool
-	prepared  *Prepared
+	// unchanged, if set, is the run of files as they were then: nothing
+	// to read, nothing to send
+	unchanged *Prepared
 }
 
 // viewLedger compares the files with what the ledger kept of them when the
@@ -377,7 +375,7 @@ func viewLedger(ctx context.Context, camp *planner.Campaign, store Store, cfg Ca
 		return nil, err
 	}
 	if tc.Unchanged() {
-		return &view{unchanged: true, prepared: unchanged(camp, planned, cfg)}, nil
+		return &view{unchanged: unchanged(camp, planned, cfg)}, nil
 	}
 	// Read the appended rows once to learn which deliveries to look up;
 	// the read that plans them then reads the same bytes, no further (rows

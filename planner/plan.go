@@ -168,16 +168,26 @@ func (r *reading) work(q chatapi.Quotas) (map[chatapi.Kind]*KindPlan, map[string
 func attachments(groups map[Key]*group) []PlannedFile {
 	out := []PlannedFile{}
 	seen := map[string]bool{}
+	eachAttachment(groups, func(a Attachment) {
+		if !seen[a.Path] {
+			seen[a.Path] = true
+			out = append(out, PlannedFile{Path: a.Path, Bytes: a.Size})
+		}
+	})
+	slices.SortFunc(out, func(a, b PlannedFile) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// eachAttachment calls fn with the file and the thumbnail of each message
+// that has them.
+func eachAttachment(groups map[Key]*group, fn func(Attachment)) {
 	for _, g := range groups {
 		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
-			if a.Path != "" && !seen[a.Path] {
-				seen[a.Path] = true
-				out = append(out, PlannedFile{Path: a.Path, Bytes: a.Size})
+			if a.Path != "" {
+				fn(a)
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b PlannedFile) int { return strings.Compare(a.Path, b.Path) })
-	return out
 }
 
 // Unread is the plan of a campaign Since found unchanged, whose files are

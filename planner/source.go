@@ -282,13 +282,9 @@ func (c *Campaign) sourceOf(files []SourceFile, groups map[Key]*group) *Source {
 			add(a)
 		}
 	}
-	for _, g := range groups {
-		for _, a := range []Attachment{g.msg.File, g.msg.Thumb} {
-			if a.Path != "" {
-				add(SourceAttachment{Named: a.Named, Path: a.Path, Sum: a.Sum})
-			}
-		}
-	}
+	eachAttachment(groups, func(a Attachment) {
+		add(SourceAttachment{Named: a.Named, Path: a.Path, Sum: a.Sum})
+	})
 	slices.SortFunc(s.Attachments, func(a, b SourceAttachment) int {
 		return cmp.Or(strings.Compare(a.Named, b.Named), strings.Compare(a.Path, b.Path))
 	})
