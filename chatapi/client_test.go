@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -250,8 +249,6 @@ func TestNewRefusesPlainHTTPToARemoteHost(t *testing.T) {
 		})
 	}
 }
-
-func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
 
 func TestRefusedIsAQuotaRefusalOnly(t *testing.T) {
 	tests := []struct {

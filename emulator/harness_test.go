@@ -201,16 +201,6 @@ func (h *harness) send(kind string, body any) answer {
 	return h.do(http.MethodPost, easemob+suffixes[kind], testToken, body)
 }
 
-// expect sends body n times and fails unless every answer has status want.
-func (h *harness) expect(kind string, body any, n, want int) {
-	h.t.Helper()
-	for i := range n {
-		if a := h.send(kind, body); a.status != want {
-			h.t.Fatalf("%s call %d of %d: got status %d (%v, err %v), want %d", kind, i+1, n, a.status, a.body, a.err, want)
-		}
-	}
-}
-
 // txt is a valid text message to the given IDs.
 func txt(to ...string) map[string]any {
 	return map[string]any{"from": "admin1", "to": to, "type": "txt", "body": map[string]any{"msg": "hello"}}

@@ -16,13 +16,6 @@ import (
 	"golang.org/x/text/encoding/simplifiedchinese"
 )
 
-func cell(s string) opt {
-	if s == "" {
-		return opt{}
-	}
-	return some(s)
-}
-
 // rowFunc receives each row read: its line (the first line of a CSV record
 // that spans lines), its fields and its recipients. The slices are reused
 // after it returns.

@@ -54,15 +54,6 @@ func (s *Source) Equal(o *Source) bool {
 	return bytes.Equal(a, b)
 }
 
-// ParseSource reads a Source kept as Marshal wrote it.
-func ParseSource(b []byte) (*Source, error) {
-	var s Source
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, err
-	}
-	return &s, nil
-}
-
 // Marshal encodes s for the ledger.
 func (s *Source) Marshal() []byte {
 	b, _ := json.Marshal(s)
