@@ -107,3 +107,25 @@ func TestRunThroughRedis(t *testing.T) {
 		t.Errorf("run through a Redis that does not answer: %v (exit %d), want a fatal error naming --redis", err, exitCode(err))
 	}
 }
+
+// TestRedisURLErrorsKeepThePassword gives run malformed Redis URLs with a
+// password in them: the error says what is wrong, never the password.
+func TestRedisURLErrorsKeepThePassword(t *testing.T) {
+	for _, url := range []string{"redis://:Pw%Secret42@127.0.0.1:16380/3", "redis://:Secret42@127.0.0.1:abc/3", "redis:/:Secret42@127.0.0.1:1", "redis://:Pw/Secret42#x@127.0.0.1:1"} {
+		o := runOpts{Campaign: campaignOptions{Files: []string{"samples/users.csv"}, Quotas: quotaOptions{Scale: 1}},
+			Conn: connOptions{Fake: true}, State: filepath.Join(t.TempDir(), "l.db"), Quiet: true, Redis: url}
+		err := runCampaign(context.Background(), o, io.Discard, io.Discard)
+		if err == nil || strings.Contains(err.Error(), "Secret42") {
+			t.Errorf("run --redis %s: %v, want an error without the password", url, err)
+		}
+	}
+}
+
+// TestAppOfIgnoresTheHostName checks that one app reached by two names of
+// its host shares one set of windows, and two apps do not.
+func TestAppOfIgnoresTheHostName(t *testing.T) {
+	a, b := appOf("http://127.0.0.1:8765/o/a"), appOf("http://localhost:8765/o/a/")
+	if a != b || a == appOf("http://127.0.0.1:8765/o/other") || appOf("https://x/app-id/123") != "/app-id/123" {
+		t.Errorf("appOf: %q and %q for one app; %q for another", a, b, appOf("http://127.0.0.1:8765/o/other"))
+	}
+}

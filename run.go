@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,7 +44,7 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
-			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host"},
+			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host; a URL with a password belongs in IMCAST_REDIS, which other users cannot read"},
 		),
 		Action: func(c *cli.Context) error {
 			return runCampaign(c.Context, runOpts{
@@ -77,7 +80,7 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		return err
 	}
 	defer closeSender()
-	shared, closeShared, err := sharedQuota(ctx, o.Redis, sender.BaseURL())
+	shared, closeShared, err := sharedQuota(ctx, o.Redis, appOf(sender.BaseURL()))
 	if err != nil {
 		return err
 	}
@@ -138,7 +141,8 @@ func sharedQuota(ctx context.Context, url, app string) (*job.SharedQuota, func()
 	}
 	opts, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--redis: %w", err)
+		// the parser's errors quote the URL, password and all
+		return nil, nil, errors.New("--redis: not a valid Redis URL: want redis://[:PASSWORD@]HOST:PORT[/DB], the password percent-encoded")
 	}
 	redis.SetLogger(quietRedis{})
 	rdb := redis.NewClient(opts)
@@ -148,7 +152,22 @@ func sharedQuota(ctx context.Context, url, app string) (*job.SharedQuota, func()
 		rdb.Close()
 		return nil, nil, fmt.Errorf("--redis %s: %w", opts.Addr, err)
 	}
-	return job.NewSharedQuota(rdb, app), func() { rdb.Close() }, nil
+	shared, err := job.NewSharedQuota(pctx, rdb, app)
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return shared, func() { rdb.Close() }, nil
+}
+
+// appOf names the app of a base URL for the shared windows: its org and
+// app, or its app ID, whichever host name reaches it (localhost or
+// 127.0.0.1, one cluster's two names), so every job on the app shares.
+func appOf(base string) string {
+	if u, err := neturl.Parse(base); err == nil && u.Path != "" {
+		return strings.ToLower(strings.TrimSuffix(u.Path, "/"))
+	}
+	return base
 }
 
 // quietRedis keeps go-redis's own log lines (every failed dial) off the

@@ -25,6 +25,7 @@ type sharedWindows struct {
 	rdb    redis.UniversalClient
 	prefix string // of every key: the app's
 	owner  string // of this process's bookings, among all processes'
+	epoch  string // of the windows this process joined (see epochCheck)
 	// offset is the server's clock less ours, in µs, as the last call
 	// found it
 	offset atomic.Int64
@@ -39,6 +40,8 @@ func (s *sharedWindows) run(ctx context.Context, script *redis.Script, keys []st
 	if err := s.failed.Load(); err != nil {
 		return nil, *err
 	}
+	keys = append([]string{s.prefix + "epoch"}, keys...)
+	args = append([]any{s.epoch}, args...)
 	res, err := script.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		err = fmt.Errorf("shared quota (redis): %w", err)
@@ -48,12 +51,22 @@ func (s *sharedWindows) run(ctx context.Context, script *redis.Script, keys []st
 	return res, nil
 }
 
-// newSharedWindows keeps the windows of the app named by app (its base
-// URL and org/app or app ID) in rdb.
-func newSharedWindows(rdb redis.UniversalClient, app string) *sharedWindows {
+// newSharedWindows keeps the windows of the app named by app in rdb, and
+// joins them: it reads the app's epoch, setting it first if there is none.
+func newSharedWindows(ctx context.Context, rdb redis.UniversalClient, app string) (*sharedWindows, error) {
 	var b [8]byte
 	rand.Read(b[:])
-	return &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":", owner: hex.EncodeToString(b[:])}
+	s := &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":", owner: hex.EncodeToString(b[:])}
+	key := s.prefix + "epoch"
+	if err := rdb.SetNX(ctx, key, s.owner, 0).Err(); err != nil {
+		return nil, fmt.Errorf("shared quota (redis): %w", err)
+	}
+	epoch, err := rdb.Get(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("shared quota (redis): %w", err)
+	}
+	s.epoch = epoch
+	return s, nil
 }
 
 // sharedLimit is one limit a call takes from: its window's key suffix,
@@ -67,6 +80,20 @@ type sharedLimit struct {
 	amount int
 }
 
+// epochCheck begins every script: KEYS[1] is the app's epoch key and
+// ARGV[1] the epoch this process found there when it joined. A Redis that
+// restarted, or was flushed, has lost the windows the process booked in:
+// its epoch key is gone (or another's), and the script refuses, so the
+// run stops instead of pacing against empty windows. Both are taken off,
+// and the script goes on with its own KEYS and ARGV.
+const epochCheck = `
+local epochKey = table.remove(KEYS, 1)
+local epoch = table.remove(ARGV, 1)
+if redis.call('GET', epochKey) ~= epoch then
+  return redis.error_reply('the Redis server lost the shared quota windows (restarted or flushed) since this run joined them')
+end
+`
+
 // bookScript reserves a slot: the earliest time, no earlier than the
 // server's now, the endpoint's next, and ARGV[3], at which every window
 // holds the call. Events booked later than that time count too, so a
@@ -75,7 +102,7 @@ type sharedLimit struct {
 // KEYS[1] the endpoint's next key, KEYS[2..] the windows.
 // ARGV: id, spacing µs, earliest µs, then limit, span µs, amount per window.
 // Returns {at, now} in µs of the server's clock.
-var bookScript = redis.NewScript(`
+var bookScript = redis.NewScript(epochCheck + `
 local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
@@ -126,7 +153,7 @@ return {at, now}
 //
 // KEYS the windows; ARGV: id, then limit, span µs, amount per window.
 // Returns {0, now} when stamped, {retry, now} when not.
-var stampScript = redis.NewScript(`
+var stampScript = redis.NewScript(epochCheck + `
 local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
@@ -174,7 +201,7 @@ return {0, now}
 
 // cancelScript drops a booking from its windows. KEYS the windows; ARGV:
 // id, then the amount per window.
-var cancelScript = redis.NewScript(`
+var cancelScript = redis.NewScript(epochCheck + `
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1] .. ':' .. ARGV[1 + i]) end
 return {0}
 `)
@@ -261,10 +288,14 @@ func (s *sharedWindows) cancel(ctx context.Context, endpoint string, id uint64, 
 // SharedQuota is an app's quota windows in Redis, for Config.Shared.
 type SharedQuota struct{ w *sharedWindows }
 
-// NewSharedQuota keeps the windows of app (its base URL, which names the
-// org and app or the app ID) in rdb.
-func NewSharedQuota(rdb redis.UniversalClient, app string) *SharedQuota {
-	return &SharedQuota{w: newSharedWindows(rdb, app)}
+// NewSharedQuota keeps the windows of app (its org and app, or its app
+// ID) in rdb, and joins them.
+func NewSharedQuota(ctx context.Context, rdb redis.UniversalClient, app string) (*SharedQuota, error) {
+	w, err := newSharedWindows(ctx, rdb, app)
+	if err != nil {
+		return nil, err
+	}
+	return &SharedQuota{w: w}, nil
 }
 
 // sharedMargin widens every shared window beyond the pacer's own margin.

@@ -25,7 +25,11 @@ func sharedFor(t testing.TB, srv *redistest.Server) *sharedWindows {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	return newSharedWindows(rdb, "http://127.0.0.1:1/o/a")
+	sw, err := newSharedWindows(context.Background(), rdb, "/o/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sw
 }
 
 // TestSharedWindowsHoldAcrossProcesses has three pacers, each with its own
@@ -203,7 +207,9 @@ func sharedRuns(t testing.TB, srv *redistest.Server, runs, perRun int, shared bo
 		if shared {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 			defer rdb.Close()
-			cfg.Shared = NewSharedQuota(rdb, client.BaseURL())
+			if cfg.Shared, err = NewSharedQuota(context.Background(), rdb, "/o/a"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -277,10 +283,21 @@ func BenchmarkSharedRuns(b *testing.B) {
 }
 
 // TestRedisGoneStopsTheRun kills the Redis a run shares its quotas
-// through, mid-run: the run stops within 5 s with an error naming it, the
+// through, mid-run, or restarts it empty: the run stops within 5 s with an error naming it, the
 // calls it made are recorded, none was sent twice, and a rerun through
 // another Redis finishes the campaign.
 func TestRedisGoneStopsTheRun(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "killed", true: "restarted empty"}[restart], func(t *testing.T) {
+			redisGone(t, restart)
+		})
+	}
+}
+
+// redisGone is TestRedisGoneStopsTheRun with the Redis killed, or killed
+// and started again empty at its address (its client reconnects, and the
+// windows it booked in are gone).
+func redisGone(t *testing.T, restart bool) {
 	srv := redistest.Start(t)
 	emu, err := emulator.Listen("127.0.0.1:0", emulator.Config{})
 	if err != nil {
@@ -296,7 +313,11 @@ func TestRedisGoneStopsTheRun(t *testing.T) {
 	run := func(srv *redistest.Server) (*Result, error) {
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 		defer rdb.Close()
-		cfg := CampaignConfig{Config: Config{Quotas: quotas, Campaign: "c", Named: true, Shared: NewSharedQuota(rdb, client.BaseURL())}}
+		shared, err := NewSharedQuota(context.Background(), rdb, "/o/a")
+		if err != nil {
+			return nil, err
+		}
+		cfg := CampaignConfig{Config: Config{Quotas: quotas, Campaign: "c", Named: true, Shared: shared}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		return RunCampaign(ctx, camp, store, client, cfg)
@@ -310,11 +331,15 @@ func TestRedisGoneStopsTheRun(t *testing.T) {
 			t.Fatal("no 30 deliveries in a minute")
 		}
 	}
-	srv.Kill()
+	if restart {
+		srv.Restart()
+	} else {
+		srv.Kill()
+	}
 	killed = time.Now()
 	select {
 	case err := <-done:
-		if took := time.Since(killed); err == nil || !strings.Contains(err.Error(), "redis") || took > 5*time.Second {
+		if took := time.Since(killed); err == nil || !strings.Contains(strings.ToLower(err.Error()), "redis") || took > 5*time.Second {
 			t.Fatalf("run after its Redis died: %v, %v after; want an error naming redis within 5 s", err, took)
 		} else {
 			t.Logf("stopped %v after the kill: %v", took, err)

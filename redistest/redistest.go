@@ -24,6 +24,8 @@ type Server struct {
 	Real bool   // redis-server, not miniredis
 	cmd  *exec.Cmd
 	mini *miniredis.Miniredis
+	conf string // redis-server's configuration file
+	t    testing.TB
 }
 
 // URL is the server's redis:// URL.
@@ -40,22 +42,54 @@ func (s *Server) Kill() {
 	}
 }
 
+// Restart kills the server and starts an empty one at the same address,
+// as a Redis without persistence comes back.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	if s.mini != nil {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr(s.Addr); err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Cleanup(m.Close)
+		s.mini = m
+		return
+	}
+	s.start()
+}
+
 // Start starts a server stopped when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		m := miniredis.RunT(t)
 		t.Logf("redis: miniredis in process at %s (no redis-server installed)", m.Addr())
-		return &Server{Addr: m.Addr(), mini: m}
+		return &Server{Addr: m.Addr(), mini: m, t: t}
 	}
 	dir := t.TempDir()
 	port := freePort(t)
 	conf := fmt.Sprintf("bind 127.0.0.1\nport %d\ndir %s\nsave \"\"\nappendonly no\nprotected-mode yes\n", port, dir)
-	if err := os.WriteFile(filepath.Join(dir, "redis.conf"), []byte(conf), 0o600); err != nil {
+	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Real: true, conf: filepath.Join(dir, "redis.conf"), t: t}
+	if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, filepath.Join(dir, "redis.conf"))
+	t.Cleanup(s.Kill)
+	s.start()
+	t.Logf("redis: redis-server at %s", s.Addr)
+	return s
+}
+
+// start runs redis-server on s's configuration and waits until it is
+// ready.
+func (s *Server) start() {
+	t := s.t
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, s.conf)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +97,7 @@ func Start(t testing.TB) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Real: true, cmd: cmd}
-	t.Cleanup(s.Kill)
+	s.cmd = cmd
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -82,8 +115,6 @@ func Start(t testing.TB) *Server {
 	case <-time.After(20 * time.Second):
 		t.Fatal("redis-server not ready in 20 s")
 	}
-	t.Logf("redis: redis-server at %s", s.Addr)
-	return s
 }
 
 func freePort(t testing.TB) int {
