@@ -553,7 +553,8 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 	}
 	// Sleep to the booked time, then have the pacer stamp the call as it
 	// leaves; a call late enough to find its windows full waits for room.
-	for wait := bk.at; ; {
+	wait := bk.at
+	for {
 		if !sleepUntil(ctx, wait) {
 			e.pacer.cancel(bk)
 			rec.State, rec.Error, rec.Time = checkpoint.Pending, "interrupted before sending", time.Time{}
@@ -569,7 +570,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 			break
 		}
 	}
-	sent := time.Now()
+	sent := wait // stamped
 	r.progress.kind(m.Kind).Calls.Add(1)
 	r.health.sending(sent)
 	res, wrote, err := r.send(sendCtx, chatapi.Batch{Kind: m.Kind, Scope: m.Scope, To: rec.To, Message: msg})

@@ -188,6 +188,7 @@ var bookingIDs atomic.Uint64
 // booking is a call booked by book and not yet stamped by send.
 type booking struct {
 	id    uint64
+	seq   int64 // the booking's number in the shared windows, if any
 	at    time.Time
 	n     int      // messages
 	rooms []string // chat rooms the call posts into
@@ -339,7 +340,8 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	if p.shared == nil {
 		return b, nil
 	}
-	at, err := p.shared.book(b, p.sharedLimits(b), spacing)
+	at, seq, err := p.shared.book(b, p.sharedLimits(b), p.margin())
+	b.seq = seq
 	if err != nil {
 		p.release(b)
 		return b, err
@@ -363,12 +365,9 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 // sharedLimits are the limits booking b takes from in the shared windows:
 // calls, messages, and each chat room it posts into.
 func (p *pacer) sharedLimits(b booking) []sharedLimit {
-	// Other processes stamp with their own margins, and a call waits
-	// between its stamp and its request longer when several jobs share a
-	// host: the shared windows keep a margin of their own on top.
-	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), span: p.calls.span + sharedMargin, amount: 1}}
+	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), base: p.calls.base, amount: 1, spaced: true}}
 	if p.messages.limit > 0 {
-		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), span: p.messages.span + sharedMargin, amount: b.n})
+		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), base: p.messages.base, amount: b.n, spaced: true})
 	}
 	if p.rooms != nil {
 		counts := map[string]int{}
@@ -376,11 +375,14 @@ func (p *pacer) sharedLimits(b booking) []sharedLimit {
 			counts[r]++
 		}
 		for _, r := range slices.Sorted(maps.Keys(counts)) {
-			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, span: p.rooms.spanNow() + sharedMargin, amount: counts[r]})
+			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, base: time.Second, amount: counts[r]})
 		}
 	}
 	return ls
 }
+
+// margin is the margin in force: what every window of p is widened by.
+func (p *pacer) margin() time.Duration { return p.calls.span - p.calls.base }
 
 // spacing is the time n events take from w at its even rate under the
 // pace in force.
@@ -441,13 +443,14 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool, error) {
 		return t, false, nil
 	}
 	if p.shared != nil {
-		ok, retry, err := p.shared.stamp(b, p.sharedLimits(b))
+		ok, at, err := p.shared.stamp(b, p.sharedLimits(b), p.margin())
 		if err != nil {
 			return now, false, err
 		}
 		if !ok {
-			return retry, false, nil
+			return at, false, nil
 		}
+		now = at // the moment the shared windows counted it
 	}
 	p.calls.insert(stamp{at: now, n: 1, id: b.id})
 	if p.messages.limit > 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -15,16 +14,16 @@ import (
 // sharedWindows keeps the quota windows of an app in Redis, so that every
 // imcast process pacing against the app, on any host, books from the same
 // windows: the quota belongs to the app, not to the process. Each window
-// is a sorted set of the events a limit gave out (member "id:amount",
-// score the time in microseconds), and each endpoint has a "next" key, the
-// earliest time of its next booking (even spacing). Time is the Redis
+// is a sorted set of the events a limit gave out (member "SEQ:AMOUNT",
+// SEQ the booking's number in the app's sequence, score the time in
+// microseconds), and each endpoint has a "next" key, the earliest time of
+// its next booking (even spacing). Time is the Redis
 // server's (TIME inside the scripts), so hosts with skewed clocks agree;
 // the scripts answer with the server's time, which the client maps onto
 // its own clock.
 type sharedWindows struct {
 	rdb    redis.UniversalClient
 	prefix string // of every key: the app's
-	owner  string // of this process's bookings, among all processes'
 	epoch  string // of the windows this process joined (see epochCheck)
 	// offset is the server's clock less ours, in µs, as the last call
 	// found it
@@ -56,9 +55,9 @@ func (s *sharedWindows) run(ctx context.Context, script *redis.Script, keys []st
 func newSharedWindows(ctx context.Context, rdb redis.UniversalClient, app string) (*sharedWindows, error) {
 	var b [8]byte
 	rand.Read(b[:])
-	s := &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":", owner: hex.EncodeToString(b[:])}
+	s := &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":"}
 	key := s.prefix + "epoch"
-	if err := rdb.SetNX(ctx, key, s.owner, 0).Err(); err != nil {
+	if err := rdb.SetNX(ctx, key, hex.EncodeToString(b[:]), 0).Err(); err != nil {
 		return nil, fmt.Errorf("shared quota (redis): %w", err)
 	}
 	epoch, err := rdb.Get(ctx, key).Result()
@@ -70,14 +69,16 @@ func newSharedWindows(ctx context.Context, rdb redis.UniversalClient, app string
 }
 
 // sharedLimit is one limit a call takes from: its window's key suffix,
-// the most it holds, its span (the window widened by the margin) and what
-// this call takes.
+// the most it holds, its window (the margin is added by the scripts), what
+// this call takes, and whether the endpoint's calls are spaced evenly by
+// it (a chat room's limit is not: its calls are the endpoint's).
 type sharedLimit struct {
 	name   string
 	global bool // of the app, not of one endpoint (a chat room's)
 	limit  int
-	span   time.Duration
+	base   time.Duration
 	amount int
+	spaced bool
 }
 
 // epochCheck begins every script: KEYS[1] is the app's epoch key and
@@ -94,29 +95,62 @@ if redis.call('GET', epochKey) ~= epoch then
 end
 `
 
-// bookScript reserves a slot: the earliest time, no earlier than the
-// server's now, the endpoint's next, and ARGV[3], at which every window
-// holds the call. Events booked later than that time count too, so a
-// booking never overfills a window that a booking ahead of it ends.
-//
-// KEYS[1] the endpoint's next key, KEYS[2..] the windows.
-// ARGV: id, spacing µs, earliest µs, then limit, span µs, amount per window.
-// Returns {at, now} in µs of the server's clock.
-var bookScript = redis.NewScript(epochCheck + `
-local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
+// widestMargin follows epochCheck in the book and stamp scripts: KEYS[1]
+// is the app's margin key and ARGV[1] this run's margin in force, in µs.
+// Every window is counted over its base widened by the widest margin any
+// run of the app used in the last marginMemory: a run's margin covers the
+// time its own calls take from their stamp to the server, and a window
+// that holds another run's call must cover that run's time as well. Both
+// are taken off; margin and now (the server's clock, µs) are set, and
+// the helpers every script uses are defined.
+const widestMargin = `
+local marginKey = table.remove(KEYS, 1)
+local margin = tonumber(table.remove(ARGV, 1))
+local widest = tonumber(redis.call('GET', marginKey) or '0')
+if margin >= widest then
+  redis.call('SET', marginKey, margin, 'PX', ` + marginMemoryMs + `)
+else
+  margin = widest
+end
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
-local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[3]))
-local n = #KEYS - 1
-local keep = 0
-for i = 1, n do keep = math.max(keep, tonumber(ARGV[3 + 3*i - 1])) end
+-- members are "SEQ:AMOUNT" while booked, "sSEQ:AMOUNT" once stamped
+local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
+local function stamped(member) return string.sub(member, 1, 1) == 's' end
+local function seqOf(member) return tonumber(string.match(member, '^s?(%d+):')) end
+`
+
+// marginMemoryMs is how long, in ms, a run's margin widens every run's
+// windows after its last call.
+const marginMemoryMs = "10000"
+
+// bookScript reserves a slot: the earliest time, no earlier than the
+// server's now, the endpoint's next, and ARGV[1], at which every window
+// holds the call. Events booked later than that time count too, so a
+// booking never overfills a window that a booking ahead of it ends. The
+// endpoint's next moves on by the call's even spacing under the spaced
+// limits.
+//
+// KEYS: the endpoint's next key, the app's sequence key, then the windows.
+// ARGV: earliest µs, then limit, base µs, amount and spaced (0 or 1) per
+// window. Returns {at, now, seq}: µs of the server's clock, and the
+// booking's number, which names it in the windows.
+var bookScript = redis.NewScript(epochCheck + widestMargin + `
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+local seq = redis.call('INCR', KEYS[2])
+local n = #KEYS - 2
+local function arg(i, k) return tonumber(ARGV[1 + 4*(i-1) + k]) end
+local keep, spacing = 0, 0
+for i = 1, n do
+  local span = arg(i, 2) + margin
+  keep = math.max(keep, span)
+  if arg(i, 4) == 1 then spacing = math.max(spacing, math.floor(arg(i, 3) * span / arg(i, 1))) end
+end
 for round = 1, 8 do
   local moved = false
   for i = 1, n do
-    local key = KEYS[i + 1]
-    local limit = tonumber(ARGV[3 + 3*i - 2])
-    local span = tonumber(ARGV[3 + 3*i - 1])
-    local take = tonumber(ARGV[3 + 3*i])
+    local key = KEYS[i + 2]
+    local limit, span, take = arg(i, 1), arg(i, 2) + margin, arg(i, 3)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - 2*span))
     local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (at - span), '+inf', 'WITHSCORES')
     local used = 0
@@ -133,48 +167,46 @@ for round = 1, 8 do
   end
   if not moved then break end
 end
-local member = ARGV[1]
 for i = 1, n do
-  local key = KEYS[i + 1]
-  local span = tonumber(ARGV[3 + 3*i - 1])
-  redis.call('ZADD', key, at, member .. ':' .. ARGV[3 + 3*i])
-  redis.call('PEXPIREAT', key, math.floor((at + 2*span) / 1000) + 1000)
+  local key = KEYS[i + 2]
+  redis.call('ZADD', key, at, seq .. ':' .. arg(i, 3))
+  redis.call('PEXPIREAT', key, math.floor((at + 2*keep) / 1000) + 1000)
 end
-local nxt = at + tonumber(ARGV[2])
+local nxt = at + spacing
 redis.call('SET', KEYS[1], nxt, 'PXAT', math.floor((nxt + keep) / 1000) + 1000)
-return {at, now}
+return {at, now, seq}
 `)
 
 // stampScript moves a booking to the server's now, the moment the call
 // leaves, if every window still holds it there: the window ending now,
-// and each window ending at a later event (booked ahead by this process
-// or another), which the call joins by leaving now. Else it leaves the
-// booking where it was and answers the time to try again.
+// and each window ending at a later event stamped or booked before this
+// one, which the call joins by leaving now. Bookings made after it are
+// left out of the later windows, as the local pacer leaves them out (see
+// window.holds): if this call leaves late, it is they that wait when
+// their time comes. Else it leaves the booking where it was and answers
+// the time to try again.
 //
-// KEYS the windows; ARGV: id, then limit, span µs, amount per window.
-// Returns {0, now} when stamped, {retry, now} when not.
-var stampScript = redis.NewScript(epochCheck + `
-local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
-local tm = redis.call('TIME')
-local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+// KEYS the windows; ARGV: the booking's number, then limit, base µs and
+// amount per window. Returns {0, now} when stamped, {retry, now} when not.
+var stampScript = redis.NewScript(epochCheck + widestMargin + `
+local seq = tonumber(ARGV[1])
 local retry = 0
 for i = 1, #KEYS do
   local key = KEYS[i]
   local limit = tonumber(ARGV[1 + 3*i - 2])
-  local span = tonumber(ARGV[1 + 3*i - 1])
+  local span = tonumber(ARGV[1 + 3*i - 1]) + margin
   local take = tonumber(ARGV[1 + 3*i])
-  local mine = ARGV[1] .. ':' .. take
   local raw = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), '(' .. (now + span), 'WITHSCORES')
-  local at, n = {}, {}
+  local at, n, ends = {}, {}, {now}
   for j = 1, #raw, 2 do
-    if raw[j] ~= mine then
-      at[#at + 1] = tonumber(raw[j + 1])
-      n[#n + 1] = amount(raw[j])
+    local m = raw[j]
+    if stamped(m) or seqOf(m) ~= seq then
+      local t = tonumber(raw[j + 1])
+      at[#at + 1] = t
+      n[#n + 1] = amount(m)
+      if t > now and (stamped(m) or seqOf(m) < seq) then ends[#ends + 1] = t end
     end
   end
-  -- the window ending now, then each ending at a later event
-  local ends = {now}
-  for j = 1, #at do if at[j] > now then ends[#ends + 1] = at[j] end end
   for _, e in ipairs(ends) do
     local used, oldest = 0, nil
     for j = 1, #at do
@@ -194,13 +226,15 @@ for i = 1, #KEYS do
 end
 if retry > 0 then return {retry, now} end
 for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1] .. ':' .. ARGV[1 + 3*i])
+  local take = ARGV[1 + 3*i]
+  redis.call('ZREM', KEYS[i], seq .. ':' .. take)
+  redis.call('ZADD', KEYS[i], now, 's' .. seq .. ':' .. take)
 end
 return {0, now}
 `)
 
 // cancelScript drops a booking from its windows. KEYS the windows; ARGV:
-// id, then the amount per window.
+// the booking's number, then the amount per window.
 var cancelScript = redis.NewScript(epochCheck + `
 for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1] .. ':' .. ARGV[1 + i]) end
 return {0}
@@ -215,8 +249,6 @@ func (s *sharedWindows) local(at, now int64, sent, got time.Time) time.Time {
 	return mid.Add(time.Duration(at-now) * time.Microsecond)
 }
 
-func (s *sharedWindows) member(id uint64) string { return s.owner + "-" + strconv.FormatUint(id, 10) }
-
 func (s *sharedWindows) keys(endpoint string, limits []sharedLimit) []string {
 	keys := make([]string, len(limits))
 	for i, l := range limits {
@@ -228,47 +260,64 @@ func (s *sharedWindows) keys(endpoint string, limits []sharedLimit) []string {
 	return keys
 }
 
-func limitArgs(args []any, limits []sharedLimit, withLimit bool) []any {
+// scriptArgs is what the book and stamp scripts take, after the
+// prefixes' keys and arguments: first, then each limit's (with spaced,
+// for the book script).
+func scriptArgs(first any, limits []sharedLimit, spaced bool) []any {
+	args := []any{first}
 	for _, l := range limits {
-		if withLimit {
-			args = append(args, l.limit, l.span.Microseconds())
+		args = append(args, l.limit, l.base.Microseconds(), l.amount)
+		if spaced {
+			s := 0
+			if l.spaced {
+				s = 1
+			}
+			args = append(args, s)
 		}
-		args = append(args, l.amount)
 	}
 	return args
 }
 
-// book reserves a slot for booking id no earlier than earliest (zero: at
-// once), spaced after the endpoint's last booking by spacing, and returns
-// when, on this host's clock.
-func (s *sharedWindows) book(ctx context.Context, endpoint string, id uint64, limits []sharedLimit, spacing time.Duration, earliest time.Time) (time.Time, error) {
-	keys := append([]string{s.prefix + endpoint + ":next"}, s.keys(endpoint, limits)...)
+// prefixed puts the margin prefix's key and argument (see widestMargin)
+// before a script's own.
+func (s *sharedWindows) prefixed(keys []string, args []any, margin time.Duration) ([]string, []any) {
+	return append([]string{s.prefix + "margin"}, keys...), append([]any{margin.Microseconds()}, args...)
+}
+
+// book reserves a slot no earlier than earliest (zero: at once) in the
+// windows of limits, counted over their base widened by margin (or a
+// wider one in force), and returns when, on this host's clock, and the
+// booking's number.
+func (s *sharedWindows) book(ctx context.Context, endpoint string, limits []sharedLimit, margin time.Duration, earliest time.Time) (time.Time, int64, error) {
+	keys := append([]string{s.prefix + endpoint + ":next", s.prefix + "seq"}, s.keys(endpoint, limits)...)
 	var from int64
 	if !earliest.IsZero() {
 		from = earliest.UnixMicro() + s.offset.Load()
 	}
+	keys, args := s.prefixed(keys, scriptArgs(from, limits, true), margin)
 	sent := time.Now()
-	res, err := s.run(ctx, bookScript, keys, limitArgs([]any{s.member(id), spacing.Microseconds(), from}, limits, true)...)
+	res, err := s.run(ctx, bookScript, keys, args...)
 	got := time.Now()
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, 0, err
 	}
-	return s.local(res[0], res[1], sent, got), nil
+	return s.local(res[0], res[1], sent, got), res[2], nil
 }
 
-// stamp counts booking id at the server's now, as its call leaves, and
+// stamp counts booking seq at the server's now, as its call leaves, and
 // returns that moment on our clock; it reports false, and when to try
 // again, if a window is full there.
-func (s *sharedWindows) stamp(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, error) {
-	ok, at, _, err := s.stampAt(ctx, endpoint, id, limits)
+func (s *sharedWindows) stamp(ctx context.Context, endpoint string, seq int64, limits []sharedLimit, margin time.Duration) (bool, time.Time, error) {
+	ok, at, _, err := s.stampAt(ctx, endpoint, seq, limits, margin)
 	return ok, at, err
 }
 
 // stampAt is stamp, with the server's now (µs) as well: the time the
 // windows hold.
-func (s *sharedWindows) stampAt(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) (bool, time.Time, int64, error) {
+func (s *sharedWindows) stampAt(ctx context.Context, endpoint string, seq int64, limits []sharedLimit, margin time.Duration) (bool, time.Time, int64, error) {
+	keys, args := s.prefixed(s.keys(endpoint, limits), scriptArgs(seq, limits, false), margin)
 	sent := time.Now()
-	res, err := s.run(ctx, stampScript, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, true)...)
+	res, err := s.run(ctx, stampScript, keys, args...)
 	got := time.Now()
 	if err != nil {
 		return false, time.Time{}, 0, err
@@ -279,9 +328,13 @@ func (s *sharedWindows) stampAt(ctx context.Context, endpoint string, id uint64,
 	return false, s.local(res[0], res[1], sent, got), res[1], nil
 }
 
-// cancel drops booking id.
-func (s *sharedWindows) cancel(ctx context.Context, endpoint string, id uint64, limits []sharedLimit) error {
-	_, err := s.run(ctx, cancelScript, s.keys(endpoint, limits), limitArgs([]any{s.member(id)}, limits, false)...)
+// cancel drops booking seq.
+func (s *sharedWindows) cancel(ctx context.Context, endpoint string, seq int64, limits []sharedLimit) error {
+	args := []any{seq}
+	for _, l := range limits {
+		args = append(args, l.amount)
+	}
+	_, err := s.run(ctx, cancelScript, s.keys(endpoint, limits), args...)
 	return err
 }
 
@@ -298,9 +351,6 @@ func NewSharedQuota(ctx context.Context, rdb redis.UniversalClient, app string) 
 	return &SharedQuota{w: w}, nil
 }
 
-// sharedMargin widens every shared window beyond the pacer's own margin.
-const sharedMargin = 20 * time.Millisecond
-
 // sharedTimeout bounds each call to Redis: a Redis gone away stops the
 // run within it (Run stops dispatching at the first error).
 const sharedTimeout = 2 * time.Second
@@ -311,20 +361,20 @@ type sharedPacer struct {
 	endpoint string
 }
 
-func (s *sharedPacer) book(b booking, limits []sharedLimit, spacing time.Duration) (time.Time, error) {
+func (s *sharedPacer) book(b booking, limits []sharedLimit, margin time.Duration) (time.Time, int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
-	return s.w.book(ctx, s.endpoint, b.id, limits, spacing, b.at)
+	return s.w.book(ctx, s.endpoint, limits, margin, b.at)
 }
 
-func (s *sharedPacer) stamp(b booking, limits []sharedLimit) (bool, time.Time, error) {
+func (s *sharedPacer) stamp(b booking, limits []sharedLimit, margin time.Duration) (bool, time.Time, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
-	return s.w.stamp(ctx, s.endpoint, b.id, limits)
+	return s.w.stamp(ctx, s.endpoint, b.seq, limits, margin)
 }
 
 func (s *sharedPacer) cancel(b booking, limits []sharedLimit) error {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
-	return s.w.cancel(ctx, s.endpoint, b.id, limits)
+	return s.w.cancel(ctx, s.endpoint, b.seq, limits)
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,11 +44,10 @@ func TestSharedWindowsHoldAcrossProcesses(t *testing.T) {
 		perCall   = 10  // messages a call
 		each      = 30  // calls a pacer
 	)
-	limits := []sharedLimit{{name: "calls", limit: callLimit, span: span, amount: 1}, {name: "messages", limit: msgLimit, span: span, amount: perCall}}
+	limits := []sharedLimit{{name: "calls", limit: callLimit, base: span, amount: 1, spaced: true}, {name: "messages", limit: msgLimit, base: span, amount: perCall, spaced: true}}
 	spacing := span * perCall / msgLimit
 	var mu sync.Mutex
 	var stamps []time.Time
-	var ids atomic.Uint64
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	for range 3 {
@@ -59,15 +57,14 @@ func TestSharedWindowsHoldAcrossProcesses(t *testing.T) {
 			defer wg.Done()
 			ctx := context.Background()
 			for range each {
-				id := ids.Add(1)
-				at, err := sw.book(ctx, "users", id, limits, spacing, time.Time{})
+				at, seq, err := sw.book(ctx, "users", limits, 0, time.Time{})
 				if err != nil {
 					errs <- err
 					return
 				}
 				for {
 					time.Sleep(time.Until(at))
-					ok, when, server, err := sw.stampAt(ctx, "users", id, limits)
+					ok, when, server, err := sw.stampAt(ctx, "users", seq, limits, 0)
 					if err != nil {
 						errs <- err
 						return
@@ -111,25 +108,25 @@ func TestSharedCancelGivesTheSlotBack(t *testing.T) {
 	srv := redistest.Start(t)
 	sw := sharedFor(t, srv)
 	ctx := context.Background()
-	limits := []sharedLimit{{name: "calls", limit: 1, span: time.Hour, amount: 1}}
-	first, err := sw.book(ctx, "groups", 1, limits, 0, time.Time{})
+	limits := []sharedLimit{{name: "calls", limit: 1, base: time.Hour, amount: 1}}
+	first, one, err := sw.book(ctx, "groups", limits, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := sw.book(ctx, "groups", 2, limits, 0, time.Time{})
+	second, two, err := sw.book(ctx, "groups", limits, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if second.Sub(first) < 59*time.Minute {
 		t.Fatalf("second booking %v after the first, want the window's hour", second.Sub(first))
 	}
-	if ok, retry, err := sw.stamp(ctx, "groups", 2, limits); err != nil || ok || retry.Sub(first) < 59*time.Minute {
+	if ok, retry, err := sw.stamp(ctx, "groups", two, limits, 0); err != nil || ok || retry.Sub(first) < 59*time.Minute {
 		t.Fatalf("stamp of the second now: ok %v, retry in %v (%v); want refused until the hour is over", ok, retry.Sub(first), err)
 	}
-	if err := sw.cancel(ctx, "groups", 1, limits); err != nil {
+	if err := sw.cancel(ctx, "groups", one, limits); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, err := sw.stamp(ctx, "groups", 2, limits); err != nil || !ok {
+	if ok, _, err := sw.stamp(ctx, "groups", two, limits, 0); err != nil || !ok {
 		t.Fatalf("stamp after the first was cancelled: ok %v (%v), want counted", ok, err)
 	}
 }
@@ -140,14 +137,15 @@ func BenchmarkSharedBookings(b *testing.B) {
 	srv := redistest.Start(b)
 	sw := sharedFor(b, srv)
 	ctx := context.Background()
-	limits := []sharedLimit{{name: "calls", limit: 1 << 30, span: time.Second, amount: 1}, {name: "messages", limit: 1 << 30, span: time.Minute, amount: 100}}
-	i := uint64(0)
+	limits := []sharedLimit{{name: "calls", limit: 1 << 30, base: time.Second, amount: 1}, {name: "messages", limit: 1 << 30, base: time.Minute, amount: 100}}
+	i := 0
 	for b.Loop() {
 		i++
-		if _, err := sw.book(ctx, fmt.Sprint("e", i%4), i, limits, 0, time.Time{}); err != nil {
+		_, seq, err := sw.book(ctx, fmt.Sprint("e", i%4), limits, 0, time.Time{})
+		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := sw.stamp(ctx, fmt.Sprint("e", i%4), i, limits); err != nil {
+		if _, _, err := sw.stamp(ctx, fmt.Sprint("e", i%4), seq, limits, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
