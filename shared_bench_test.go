@@ -15,22 +15,22 @@ import (
 	"imcast/redistest"
 )
 
-// sharedProcesses runs three `imcast run` processes at once, each with its
+// sharedProcesses runs procs `imcast run` processes at once, each with its
 // own campaign (groups and rooms) and ledger, against one fake-server
 // process (latency 5-60 ms, quotas times scale), through one Redis when
-// redisURL is set. Each campaign alone would take secs at the quota. It
+// redisURL is set. The campaigns together take secs at the quota. It
 // returns the server's stats.
-func sharedProcesses(t testing.TB, redisURL string, scale float64, secs float64) emulator.Stats {
+func sharedProcesses(t testing.TB, redisURL string, procs int, scale float64, secs float64) emulator.Stats {
 	t.Helper()
 	bin := binary(t)
 	sc := strconv.FormatFloat(scale, 'f', -1, 64)
 	url, stats := startFakeServer(t, bin, "--quota-scale", sc, "--latency", "5ms-60ms")
-	groups := int(20 * scale * secs / 3)
-	rooms := int(100 * scale * secs / 3)
+	groups := int(20 * scale * secs / float64(procs))
+	rooms := int(100 * scale * secs / float64(procs))
 	var wg sync.WaitGroup
-	outs := make([]string, 3)
-	errs := make([]error, 3)
-	for p := range 3 {
+	outs := make([]string, procs)
+	errs := make([]error, procs)
+	for p := range procs {
 		dir := t.TempDir()
 		var rows strings.Builder
 		for i := range groups {
@@ -59,7 +59,7 @@ func sharedProcesses(t testing.TB, redisURL string, scale float64, secs float64)
 		}()
 	}
 	wg.Wait()
-	for p := range 3 {
+	for p := range procs {
 		if errs[p] != nil && (redisURL != "" || exitCodeOf(errs[p]) != exitIncomplete) {
 			t.Fatalf("run %d: %v\n%s", p, errs[p], outs[p])
 		}
@@ -78,11 +78,11 @@ func refusals(st emulator.Stats, kind string) int {
 // all, every delivery once; the same three without it trip the quota.
 func TestThreeProcessesShareOneQuota(t *testing.T) {
 	srv := redistest.Start(t)
-	st := sharedProcesses(t, srv.URL(), 5, 2)
+	st := sharedProcesses(t, srv.URL(), 3, 5, 2)
 	if n := refusals(st, "groups") + refusals(st, "rooms"); n != 0 || st.Duplicates != 0 {
 		t.Errorf("through one Redis: %d refusals, %d duplicates; want none", n, st.Duplicates)
 	}
-	alone := sharedProcesses(t, "", 5, 2)
+	alone := sharedProcesses(t, "", 3, 5, 2)
 	if n := refusals(alone, "groups") + refusals(alone, "rooms"); n == 0 {
 		t.Errorf("three runs pacing alone were never refused: the test shows nothing")
 	}
@@ -105,15 +105,44 @@ func BenchmarkThreeProcessesShare(b *testing.B) {
 	}
 	srv := redistest.Start(b)
 	for b.Loop() {
-		st := sharedProcesses(b, srv.URL(), scale, secs)
-		for kind, perSec := range map[string]float64{"groups": 20 * scale, "rooms": 100 * scale} {
-			ks := st.Kinds[kind]
-			share := float64(ks.Delivered-ks.LastMessages) / ks.Last.Sub(ks.First).Seconds() / perSec
+		st := sharedProcesses(b, srv.URL(), 3, scale, secs)
+		for kind, share := range shares(b, st, scale) {
 			b.ReportMetric(share, kind+"_share")
 			b.ReportMetric(float64(refusals(st, kind)), kind+"_refusals")
 		}
-		if st.Duplicates != 0 {
-			b.Fatalf("%d duplicates", st.Duplicates)
+	}
+}
+
+// shares is each endpoint's share of its message quota (times scale),
+// over the span of its calls at the server; it fails b on a duplicate.
+func shares(b *testing.B, st emulator.Stats, scale float64) map[string]float64 {
+	if st.Duplicates != 0 {
+		b.Fatalf("%d duplicates", st.Duplicates)
+	}
+	out := map[string]float64{}
+	for kind, perSec := range map[string]float64{"groups": 20 * scale, "rooms": 100 * scale} {
+		ks := st.Kinds[kind]
+		out[kind] = float64(ks.Delivered-ks.LastMessages) / ks.Last.Sub(ks.First).Seconds() / perSec
+	}
+	return out
+}
+
+// BenchmarkOneProcessShared runs one process alone, through Redis and
+// without it, one after the other in each round, and reports each share
+// and their ratio (shared over alone) per endpoint.
+func BenchmarkOneProcessShared(b *testing.B) {
+	secs := 20.0
+	if v := os.Getenv("IMCAST_SHARED_SECONDS"); v != "" {
+		secs, _ = strconv.ParseFloat(v, 64)
+	}
+	srv := redistest.Start(b)
+	for b.Loop() {
+		shared := shares(b, sharedProcesses(b, srv.URL(), 1, 1, secs), 1)
+		alone := shares(b, sharedProcesses(b, "", 1, 1, secs), 1)
+		for kind := range shared {
+			b.ReportMetric(shared[kind], kind+"_shared")
+			b.ReportMetric(alone[kind], kind+"_alone")
+			b.ReportMetric(shared[kind]/alone[kind], kind+"_ratio")
 		}
 	}
 }

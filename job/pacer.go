@@ -340,22 +340,27 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	if p.shared == nil {
 		return b, nil
 	}
-	at, seq, err := p.shared.book(b, p.sharedLimits(b), p.margin())
+	at, seq, n, err := p.shared.book(b, p.sharedLimits(b, split), p.margin())
 	b.seq = seq
 	if err != nil {
 		p.release(b)
 		return b, err
 	}
-	if at.After(b.at) {
-		// another process holds the slot: hold this one's later
+	if at.After(b.at) || n < b.n {
+		// another process holds the slot, or part of the room: hold this
+		// one's later, or smaller
 		p.release(b)
-		b.at = at
+		b.at, b.n = at, n
 		p.calls.insert(stamp{at: at, n: 1, id: b.id, booked: true})
 		if p.messages.limit > 0 {
 			p.messages.insert(stamp{at: at, n: n, id: b.id, booked: true})
 		}
 		if p.rooms != nil {
+			b.rooms = slices.Clone(rooms(n))
 			p.rooms.add(at, b.rooms, b.id)
+		}
+		if p.messages.limit > 0 {
+			spacing = max(p.spacing(p.calls, 1), p.spacing(p.messages, n))
 		}
 		p.next = at.Add(spacing)
 	}
@@ -363,19 +368,24 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 }
 
 // sharedLimits are the limits booking b takes from in the shared windows:
-// calls, messages, and each chat room it posts into.
-func (p *pacer) sharedLimits(b booking) []sharedLimit {
+// calls, messages (split: the call may carry the part that fits), and
+// each chat room it posts into.
+func (p *pacer) sharedLimits(b booking, split bool) []sharedLimit {
 	ls := []sharedLimit{{name: "calls", limit: p.scale(p.calls.limit), base: p.calls.base, amount: 1, spaced: true}}
 	if p.messages.limit > 0 {
-		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), base: p.messages.base, amount: b.n, spaced: true})
+		ls = append(ls, sharedLimit{name: "messages", limit: max(b.n, p.scale(p.messages.limit)), base: p.messages.base, amount: b.n, spaced: true, split: split})
 	}
 	if p.rooms != nil {
+		first := map[string]int{} // the room's first recipient
 		counts := map[string]int{}
-		for _, r := range b.rooms {
+		for i, r := range b.rooms {
+			if _, ok := first[r]; !ok {
+				first[r] = i
+			}
 			counts[r]++
 		}
 		for _, r := range slices.Sorted(maps.Keys(counts)) {
-			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, base: time.Second, amount: counts[r]})
+			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: chatapi.RoomMessagesPerSecond, base: time.Second, amount: counts[r], from: first[r]})
 		}
 	}
 	return ls
@@ -398,7 +408,7 @@ func (p *pacer) cancel(b booking) {
 	p.release(b)
 	if p.shared != nil {
 		// a hold left behind only delays other calls for a window
-		_ = p.shared.cancel(b, p.sharedLimits(b))
+		_ = p.shared.cancel(b, p.sharedLimits(b, false))
 	}
 }
 
@@ -443,7 +453,7 @@ func (p *pacer) send(b booking, now time.Time) (time.Time, bool, error) {
 		return t, false, nil
 	}
 	if p.shared != nil {
-		ok, at, err := p.shared.stamp(b, p.sharedLimits(b), p.margin())
+		ok, at, err := p.shared.stamp(b, p.sharedLimits(b, false), p.margin())
 		if err != nil {
 			return now, false, err
 		}

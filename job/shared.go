@@ -69,16 +69,24 @@ func newSharedWindows(ctx context.Context, rdb redis.UniversalClient, app string
 }
 
 // sharedLimit is one limit a call takes from: its window's key suffix,
-// the most it holds, its window (the margin is added by the scripts), what
-// this call takes, and whether the endpoint's calls are spaced evenly by
-// it (a chat room's limit is not: its calls are the endpoint's).
+// the most it holds, its window (the margin is added by the scripts), and
+// what this call takes.
 type sharedLimit struct {
 	name   string
 	global bool // of the app, not of one endpoint (a chat room's)
 	limit  int
 	base   time.Duration
 	amount int
+	// spaced: the endpoint's calls are spaced evenly by this limit (a
+	// chat room's is not: its calls are the endpoint's)
 	spaced bool
+	// split: the limit counts the call's recipients, and the call may
+	// carry fewer of them than asked, the part that fits (see pacer.book)
+	split bool
+	// from is the first of the call's recipients the limit counts (a
+	// chat room's counts its room's): a call split to carry fewer takes
+	// nothing from the limits of the recipients it leaves out
+	from int
 }
 
 // epochCheck begins every script: KEYS[1] is the app's epoch key and
@@ -127,54 +135,67 @@ const marginMemoryMs = "10000"
 // bookScript reserves a slot: the earliest time, no earlier than the
 // server's now, the endpoint's next, and ARGV[1], at which every window
 // holds the call. Events booked later than that time count too, so a
-// booking never overfills a window that a booking ahead of it ends. The
-// endpoint's next moves on by the call's even spacing under the spaced
-// limits.
+// booking never overfills a window that a booking ahead of it ends. Where
+// the recipients' window has room for part of the call only, and it may
+// be split, the call carries that part: room left unused in a sliding
+// window is lost. The endpoint's next moves on by the call's even spacing
+// under the spaced limits.
 //
 // KEYS: the endpoint's next key, the app's sequence key, then the windows.
-// ARGV: earliest µs, then limit, base µs, amount and spaced (0 or 1) per
-// window. Returns {at, now, seq}: µs of the server's clock, and the
-// booking's number, which names it in the windows.
+// ARGV: earliest µs, the call's recipients, then per window its limit,
+// base µs, amount, flags (1 spaced, 2 split) and first recipient counted.
+// Returns {at, now, seq, n}: µs of the server's clock, the booking's
+// number, which names it in the windows, and the recipients it carries.
 var bookScript = redis.NewScript(epochCheck + widestMargin + `
 local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
+local carry = tonumber(ARGV[2])
 local seq = redis.call('INCR', KEYS[2])
-local n = #KEYS - 2
-local function arg(i, k) return tonumber(ARGV[1 + 4*(i-1) + k]) end
-local keep, spacing = 0, 0
-for i = 1, n do
-  local span = arg(i, 2) + margin
-  keep = math.max(keep, span)
-  if arg(i, 4) == 1 then spacing = math.max(spacing, math.floor(arg(i, 3) * span / arg(i, 1))) end
+local w = {}
+for i = 1, #KEYS - 2 do
+  local k = 2 + 5*(i-1)
+  local flags = tonumber(ARGV[k + 4])
+  w[i] = {key = KEYS[i + 2], limit = tonumber(ARGV[k + 1]), span = tonumber(ARGV[k + 2]) + margin,
+    amount = tonumber(ARGV[k + 3]), spaced = flags % 2 == 1, split = flags >= 2, from = tonumber(ARGV[k + 5])}
 end
+local function take(x) if x.split then return carry end return x.amount end
 for round = 1, 8 do
   local moved = false
-  for i = 1, n do
-    local key = KEYS[i + 2]
-    local limit, span, take = arg(i, 1), arg(i, 2) + margin, arg(i, 3)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - 2*span))
-    local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (at - span), '+inf', 'WITHSCORES')
-    local used = 0
-    for j = 1, #ev, 2 do used = used + amount(ev[j]) end
-    if used + take > limit then
-      local need, freed, to = used + take - limit, 0, nil
-      for j = 1, #ev, 2 do
-        freed = freed + amount(ev[j])
-        if freed >= need then to = tonumber(ev[j + 1]) + span; break end
+  for _, x in ipairs(w) do
+    if x.from < carry then
+      redis.call('ZREMRANGEBYSCORE', x.key, '-inf', '(' .. (now - 2*x.span))
+      local ev = redis.call('ZRANGEBYSCORE', x.key, '(' .. (at - x.span), '+inf', 'WITHSCORES')
+      local used = 0
+      for j = 1, #ev, 2 do used = used + amount(ev[j]) end
+      if used + take(x) > x.limit then
+        if x.split and used < x.limit then
+          carry = x.limit - used
+        else
+          -- split, the call goes once any of its recipients fit
+          local need, freed, to = used + (x.split and 1 or take(x)) - x.limit, 0, nil
+          for j = 1, #ev, 2 do
+            freed = freed + amount(ev[j])
+            if freed >= need then to = tonumber(ev[j + 1]) + x.span; break end
+          end
+          to = to or (tonumber(ev[#ev]) + x.span)
+          if to > at then at = to; moved = true end
+        end
       end
-      to = to or (tonumber(ev[#ev]) + span)
-      if to > at then at = to; moved = true end
     end
   end
   if not moved then break end
 end
-for i = 1, n do
-  local key = KEYS[i + 2]
-  redis.call('ZADD', key, at, seq .. ':' .. arg(i, 3))
-  redis.call('PEXPIREAT', key, math.floor((at + 2*keep) / 1000) + 1000)
+local keep, spacing = 0, 0
+for _, x in ipairs(w) do
+  if x.from < carry then
+    redis.call('ZADD', x.key, at, seq .. ':' .. take(x))
+    redis.call('PEXPIREAT', x.key, math.floor((at + 2*x.span) / 1000) + 1000)
+    keep = math.max(keep, x.span)
+    if x.spaced then spacing = math.max(spacing, math.floor(take(x) * x.span / x.limit)) end
+  end
 end
 local nxt = at + spacing
 redis.call('SET', KEYS[1], nxt, 'PXAT', math.floor((nxt + keep) / 1000) + 1000)
-return {at, now, seq}
+return {at, now, seq, carry}
 `)
 
 // stampScript moves a booking to the server's now, the moment the call
@@ -261,18 +282,21 @@ func (s *sharedWindows) keys(endpoint string, limits []sharedLimit) []string {
 }
 
 // scriptArgs is what the book and stamp scripts take, after the
-// prefixes' keys and arguments: first, then each limit's (with spaced,
-// for the book script).
-func scriptArgs(first any, limits []sharedLimit, spaced bool) []any {
-	args := []any{first}
+// prefixes' keys and arguments: first, then each limit's, in full for the
+// book script.
+func scriptArgs(first []any, limits []sharedLimit, book bool) []any {
+	args := first
 	for _, l := range limits {
 		args = append(args, l.limit, l.base.Microseconds(), l.amount)
-		if spaced {
-			s := 0
+		if book {
+			flags := 0
 			if l.spaced {
-				s = 1
+				flags |= 1
 			}
-			args = append(args, s)
+			if l.split {
+				flags |= 2
+			}
+			args = append(args, flags, l.from)
 		}
 	}
 	return args
@@ -284,24 +308,25 @@ func (s *sharedWindows) prefixed(keys []string, args []any, margin time.Duration
 	return append([]string{s.prefix + "margin"}, keys...), append([]any{margin.Microseconds()}, args...)
 }
 
-// book reserves a slot no earlier than earliest (zero: at once) in the
-// windows of limits, counted over their base widened by margin (or a
-// wider one in force), and returns when, on this host's clock, and the
-// booking's number.
-func (s *sharedWindows) book(ctx context.Context, endpoint string, limits []sharedLimit, margin time.Duration, earliest time.Time) (time.Time, int64, error) {
+// book reserves a slot for a call to n recipients no earlier than
+// earliest (zero: at once) in the windows of limits, counted over their
+// base widened by margin (or a wider one in force), and returns when, on
+// this host's clock, the booking's number, and how many of the
+// recipients it carries.
+func (s *sharedWindows) book(ctx context.Context, endpoint string, n int, limits []sharedLimit, margin time.Duration, earliest time.Time) (time.Time, int64, int, error) {
 	keys := append([]string{s.prefix + endpoint + ":next", s.prefix + "seq"}, s.keys(endpoint, limits)...)
 	var from int64
 	if !earliest.IsZero() {
 		from = earliest.UnixMicro() + s.offset.Load()
 	}
-	keys, args := s.prefixed(keys, scriptArgs(from, limits, true), margin)
+	keys, args := s.prefixed(keys, scriptArgs([]any{from, n}, limits, true), margin)
 	sent := time.Now()
 	res, err := s.run(ctx, bookScript, keys, args...)
 	got := time.Now()
 	if err != nil {
-		return time.Time{}, 0, err
+		return time.Time{}, 0, 0, err
 	}
-	return s.local(res[0], res[1], sent, got), res[2], nil
+	return s.local(res[0], res[1], sent, got), res[2], int(res[3]), nil
 }
 
 // stamp counts booking seq at the server's now, as its call leaves, and
@@ -315,7 +340,7 @@ func (s *sharedWindows) stamp(ctx context.Context, endpoint string, seq int64, l
 // stampAt is stamp, with the server's now (µs) as well: the time the
 // windows hold.
 func (s *sharedWindows) stampAt(ctx context.Context, endpoint string, seq int64, limits []sharedLimit, margin time.Duration) (bool, time.Time, int64, error) {
-	keys, args := s.prefixed(s.keys(endpoint, limits), scriptArgs(seq, limits, false), margin)
+	keys, args := s.prefixed(s.keys(endpoint, limits), scriptArgs([]any{seq}, limits, false), margin)
 	sent := time.Now()
 	res, err := s.run(ctx, stampScript, keys, args...)
 	got := time.Now()
@@ -361,10 +386,10 @@ type sharedPacer struct {
 	endpoint string
 }
 
-func (s *sharedPacer) book(b booking, limits []sharedLimit, margin time.Duration) (time.Time, int64, error) {
+func (s *sharedPacer) book(b booking, limits []sharedLimit, margin time.Duration) (time.Time, int64, int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
 	defer cancel()
-	return s.w.book(ctx, s.endpoint, limits, margin, b.at)
+	return s.w.book(ctx, s.endpoint, b.n, limits, margin, b.at)
 }
 
 func (s *sharedPacer) stamp(b booking, limits []sharedLimit, margin time.Duration) (bool, time.Time, error) {

@@ -57,7 +57,7 @@ func TestSharedWindowsHoldAcrossProcesses(t *testing.T) {
 			defer wg.Done()
 			ctx := context.Background()
 			for range each {
-				at, seq, err := sw.book(ctx, "users", limits, 0, time.Time{})
+				at, seq, _, err := sw.book(ctx, "users", perCall, limits, 0, time.Time{})
 				if err != nil {
 					errs <- err
 					return
@@ -109,11 +109,11 @@ func TestSharedCancelGivesTheSlotBack(t *testing.T) {
 	sw := sharedFor(t, srv)
 	ctx := context.Background()
 	limits := []sharedLimit{{name: "calls", limit: 1, base: time.Hour, amount: 1}}
-	first, one, err := sw.book(ctx, "groups", limits, 0, time.Time{})
+	first, one, _, err := sw.book(ctx, "groups", 1, limits, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, two, err := sw.book(ctx, "groups", limits, 0, time.Time{})
+	second, two, _, err := sw.book(ctx, "groups", 1, limits, 0, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +131,50 @@ func TestSharedCancelGivesTheSlotBack(t *testing.T) {
 	}
 }
 
+// TestSharedBookingCarriesThePartThatFits books calls of 3 recipients
+// into a window of 8: where it may split, the third call carries the 2
+// that fit at once, and only the rooms of those 2 count; where it may
+// not, it waits for the window to free.
+func TestSharedBookingCarriesThePartThatFits(t *testing.T) {
+	srv := redistest.Start(t)
+	sw := sharedFor(t, srv)
+	ctx := context.Background()
+	limits := func(split bool, rooms ...string) []sharedLimit {
+		ls := []sharedLimit{{name: "messages", limit: 8, base: time.Hour, amount: 3, split: split}}
+		for i, r := range rooms {
+			ls = append(ls, sharedLimit{name: "room:" + r, global: true, limit: 20, base: time.Hour, amount: 1, from: i})
+		}
+		return ls
+	}
+	var first time.Time
+	for i := range 2 {
+		at, _, n, err := sw.book(ctx, "rooms", 3, limits(true, "a", "b", "c"), 0, time.Time{})
+		if err != nil || n != 3 {
+			t.Fatalf("booking %d: %d recipients (%v), want 3", i, n, err)
+		}
+		first = at
+	}
+	at, _, n, err := sw.book(ctx, "rooms", 3, limits(true, "a", "b", "c"), 0, time.Time{})
+	if err != nil || n != 2 || at.Sub(first) > time.Minute {
+		t.Fatalf("split booking: %d recipients %v after the first (%v), want 2 at once", n, at.Sub(first), err)
+	}
+	rooms, err := sw.rdb.Keys(ctx, sw.prefix+"room:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := sw.rdb.ZCard(ctx, sw.prefix+"room:c").Result(); c != 2 {
+		t.Fatalf("room c holds %d events, want the first two calls' only (rooms %v)", c, rooms)
+	}
+	for range 2 {
+		if at, _, n, err = sw.book(ctx, "groups", 3, limits(false), 0, time.Time{}); err != nil || n != 3 || at.Sub(first) > time.Minute {
+			t.Fatalf("unsplit booking: %d recipients %v after the first (%v), want 3 at once", n, at.Sub(first), err)
+		}
+	}
+	if at, _, n, _ = sw.book(ctx, "groups", 3, limits(false), 0, time.Time{}); n != 3 || at.Sub(first) < 59*time.Minute {
+		t.Fatalf("unsplit booking into a full window: %d recipients %v after the first, want 3 once the hour is over", n, at.Sub(first))
+	}
+}
+
 // BenchmarkSharedBookings measures bookings and stamps through Redis on
 // loopback, one after the other from one connection.
 func BenchmarkSharedBookings(b *testing.B) {
@@ -141,7 +185,7 @@ func BenchmarkSharedBookings(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		_, seq, err := sw.book(ctx, fmt.Sprint("e", i%4), limits, 0, time.Time{})
+		_, seq, _, err := sw.book(ctx, fmt.Sprint("e", i%4), 100, limits, 0, time.Time{})
 		if err != nil {
 			b.Fatal(err)
 		}
