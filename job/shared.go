@@ -14,13 +14,12 @@ import (
 // sharedWindows keeps the quota windows of an app in Redis, so that every
 // imcast process pacing against the app, on any host, books from the same
 // windows: the quota belongs to the app, not to the process. Each window
-// is a sorted set of the events a limit gave out (member "SEQ:AMOUNT",
-// SEQ the booking's number in the app's sequence, score the time in
-// microseconds), and each endpoint has a "next" key, the earliest time of
-// its next booking (even spacing). Time is the Redis
-// server's (TIME inside the scripts), so hosts with skewed clocks agree;
-// the scripts answer with the server's time, which the client maps onto
-// its own clock.
+// is a sorted set of the events a limit gave out, one member per event
+// (see members), scored by its time in microseconds, and each endpoint
+// has a "next" key, the earliest time of its next booking (even spacing).
+// Time is the Redis server's (TIME inside the scripts), so hosts with
+// skewed clocks agree; the scripts answer with the server's time, which
+// the client maps onto its own clock.
 type sharedWindows struct {
 	rdb    redis.UniversalClient
 	prefix string // of every key: the app's
@@ -109,8 +108,7 @@ end
 // run of the app used in the last marginMemory: a run's margin covers the
 // time its own calls take from their stamp to the server, and a window
 // that holds another run's call must cover that run's time as well. Both
-// are taken off; margin and now (the server's clock, µs) are set, and
-// the helpers every script uses are defined.
+// are taken off; margin and now (the server's clock, µs) are set.
 const widestMargin = `
 local marginKey = table.remove(KEYS, 1)
 local margin = tonumber(table.remove(ARGV, 1))
@@ -122,15 +120,31 @@ else
 end
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
--- members are "SEQ:AMOUNT" while booked, "sSEQ:AMOUNT" once stamped
-local function amount(member) return tonumber(string.match(member, ':(%d+)$')) end
-local function stamped(member) return string.sub(member, 1, 1) == 's' end
-local function seqOf(member) return tonumber(string.match(member, '^s?(%d+):')) end
 `
 
 // marginMemoryMs is how long, in ms, a run's margin widens every run's
 // windows after its last call.
 const marginMemoryMs = "10000"
+
+// members are the helpers of every script. A booking of n events holds n
+// members of each window it takes from, "SEQ:1" to "SEQ:n" while booked,
+// "sSEQ:1" to "sSEQ:n" once stamped, so that what a window holds between
+// two times is a ZCOUNT, whatever its calls carry, and no script reads
+// the events of a whole window.
+const members = `
+local function stamped(member) return string.sub(member, 1, 1) == 's' end
+local function seqOf(member) return tonumber(string.match(member, '^s?(%d+):')) end
+-- each calls ZADD (score given) or ZREM on key with prefix .. 1 to n
+local function each(cmd, key, score, prefix, n)
+  local args = {}
+  for i = 1, n do
+    if score then args[#args + 1] = score end
+    args[#args + 1] = prefix .. i
+    if #args >= 512 then redis.call(cmd, key, unpack(args)); args = {} end
+  end
+  if #args > 0 then redis.call(cmd, key, unpack(args)) end
+end
+`
 
 // bookScript reserves a slot: the earliest time, no earlier than the
 // server's now, the endpoint's next, and ARGV[1], at which every window
@@ -146,7 +160,7 @@ const marginMemoryMs = "10000"
 // base µs, amount, flags (1 spaced, 2 split) and first recipient counted.
 // Returns {at, now, seq, n}: µs of the server's clock, the booking's
 // number, which names it in the windows, and the recipients it carries.
-var bookScript = redis.NewScript(epochCheck + widestMargin + `
+var bookScript = redis.NewScript(epochCheck + widestMargin + members + `
 local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
 local carry = tonumber(ARGV[2])
 local seq = redis.call('INCR', KEYS[2])
@@ -163,21 +177,20 @@ for round = 1, 8 do
   for _, x in ipairs(w) do
     if x.from < carry then
       redis.call('ZREMRANGEBYSCORE', x.key, '-inf', '(' .. (now - 2*x.span))
-      local ev = redis.call('ZRANGEBYSCORE', x.key, '(' .. (at - x.span), '+inf', 'WITHSCORES')
-      local used = 0
-      for j = 1, #ev, 2 do used = used + amount(ev[j]) end
+      local from = '(' .. (at - x.span)
+      local used = redis.call('ZCOUNT', x.key, from, '+inf')
       if used + take(x) > x.limit then
         if x.split and used < x.limit then
           carry = x.limit - used
         else
-          -- split, the call goes once any of its recipients fit
-          local need, freed, to = used + (x.split and 1 or take(x)) - x.limit, 0, nil
-          for j = 1, #ev, 2 do
-            freed = freed + amount(ev[j])
-            if freed >= need then to = tonumber(ev[j + 1]) + x.span; break end
+          -- the time the events in the way leave; split, the call goes
+          -- once any of its recipients fit
+          local need = used + (x.split and 1 or take(x)) - x.limit
+          local ev = redis.call('ZRANGEBYSCORE', x.key, from, '+inf', 'WITHSCORES', 'LIMIT', need - 1, 1)
+          if #ev == 2 and tonumber(ev[2]) + x.span > at then
+            at = tonumber(ev[2]) + x.span
+            moved = true
           end
-          to = to or (tonumber(ev[#ev]) + x.span)
-          if to > at then at = to; moved = true end
         end
       end
     end
@@ -187,7 +200,7 @@ end
 local keep, spacing = 0, 0
 for _, x in ipairs(w) do
   if x.from < carry then
-    redis.call('ZADD', x.key, at, seq .. ':' .. take(x))
+    each('ZADD', x.key, at, seq .. ':', take(x))
     redis.call('PEXPIREAT', x.key, math.floor((at + 2*x.span) / 1000) + 1000)
     keep = math.max(keep, x.span)
     if x.spaced then spacing = math.max(spacing, math.floor(take(x) * x.span / x.limit)) end
@@ -209,7 +222,7 @@ return {at, now, seq, carry}
 //
 // KEYS the windows; ARGV: the booking's number, then limit, base µs and
 // amount per window. Returns {0, now} when stamped, {retry, now} when not.
-var stampScript = redis.NewScript(epochCheck + widestMargin + `
+var stampScript = redis.NewScript(epochCheck + widestMargin + members + `
 local seq = tonumber(ARGV[1])
 local retry = 0
 for i = 1, #KEYS do
@@ -217,47 +230,49 @@ for i = 1, #KEYS do
   local limit = tonumber(ARGV[1 + 3*i - 2])
   local span = tonumber(ARGV[1 + 3*i - 1]) + margin
   local take = tonumber(ARGV[1 + 3*i])
-  local raw = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), '(' .. (now + span), 'WITHSCORES')
-  local at, n, ends = {}, {}, {now}
-  for j = 1, #raw, 2 do
-    local m = raw[j]
-    if stamped(m) or seqOf(m) ~= seq then
-      local t = tonumber(raw[j + 1])
-      at[#at + 1] = t
-      n[#n + 1] = amount(m)
-      if t > now and (stamped(m) or seqOf(m) < seq) then ends[#ends + 1] = t end
+  local booked = tonumber(redis.call('ZSCORE', key, seq .. ':1'))
+  -- the events in (from, to], this booking's left out
+  local function used(from, to)
+    local n = redis.call('ZCOUNT', key, '(' .. from, to)
+    if booked and booked > from and booked <= to then n = n - take end
+    return n
+  end
+  if used(now - span, now) + take > limit then
+    -- try again once the oldest other event has left
+    local ev = redis.call('ZRANGEBYSCORE', key, '(' .. (now - span), now, 'WITHSCORES', 'LIMIT', 0, take + 1)
+    for j = 1, #ev, 2 do
+      if stamped(ev[j]) or seqOf(ev[j]) ~= seq then
+        retry = math.max(retry, tonumber(ev[j + 1]) + span)
+        break
+      end
     end
   end
-  for _, e in ipairs(ends) do
-    local used, oldest = 0, nil
-    for j = 1, #at do
-      if at[j] > e - span and at[j] <= e then
-        used = used + n[j]
-        if oldest == nil or at[j] < oldest then oldest = at[j] end
-      end
-    end
-    if used + take > limit then
-      if e == now then
-        retry = math.max(retry, (oldest or now) + span)
-      else
-        retry = math.max(retry, e + 1)
-      end
+  local ahead = redis.call('ZRANGEBYSCORE', key, '(' .. now, '(' .. (now + span), 'WITHSCORES')
+  local seen = {}
+  for j = 1, #ahead, 2 do
+    local t = tonumber(ahead[j + 1])
+    if not seen[t] and (stamped(ahead[j]) or seqOf(ahead[j]) < seq) then
+      seen[t] = true
+      if used(t - span, t) + take > limit then retry = math.max(retry, t + 1) end
     end
   end
 end
 if retry > 0 then return {retry, now} end
 for i = 1, #KEYS do
-  local take = ARGV[1 + 3*i]
-  redis.call('ZREM', KEYS[i], seq .. ':' .. take)
-  redis.call('ZADD', KEYS[i], now, 's' .. seq .. ':' .. take)
+  local take = tonumber(ARGV[1 + 3*i])
+  each('ZREM', KEYS[i], nil, seq .. ':', take)
+  each('ZADD', KEYS[i], now, 's' .. seq .. ':', take)
 end
 return {0, now}
 `)
 
 // cancelScript drops a booking from its windows. KEYS the windows; ARGV:
 // the booking's number, then the amount per window.
-var cancelScript = redis.NewScript(epochCheck + `
-for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1] .. ':' .. ARGV[1 + i]) end
+var cancelScript = redis.NewScript(epochCheck + members + `
+for i = 1, #KEYS do
+  each('ZREM', KEYS[i], nil, ARGV[1] .. ':', tonumber(ARGV[1 + i]))
+  each('ZREM', KEYS[i], nil, 's' .. ARGV[1] .. ':', tonumber(ARGV[1 + i]))
+end
 return {0}
 `)
 

@@ -175,25 +175,80 @@ func TestSharedBookingCarriesThePartThatFits(t *testing.T) {
 	}
 }
 
-// BenchmarkSharedBookings measures bookings and stamps through Redis on
-// loopback, one after the other from one connection.
+// BenchmarkSharedBookings measures what a booking and its stamp cost
+// through Redis on loopback, with the windows as full as runs at the
+// quota keep them: three clients, each with its own connection (three
+// processes), book calls and stamp each at its time for 2 s, at the
+// busiest call quota an endpoint has at ten times the defaults: legacy
+// (300 calls a second, 20 recipients a call) and users with a message per
+// user (1000 calls a second, 60000 messages a minute). It reports the
+// median and 99th percentile of a booking's two round trips, the bookings
+// a second one connection could make at that median, and what the three
+// booked.
 func BenchmarkSharedBookings(b *testing.B) {
-	srv := redistest.Start(b)
-	sw := sharedFor(b, srv)
-	ctx := context.Background()
-	limits := []sharedLimit{{name: "calls", limit: 1 << 30, base: time.Second, amount: 1}, {name: "messages", limit: 1 << 30, base: time.Minute, amount: 100}}
-	i := 0
-	for b.Loop() {
-		i++
-		_, seq, _, err := sw.book(ctx, fmt.Sprint("e", i%4), 100, limits, 0, time.Time{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := sw.stamp(ctx, fmt.Sprint("e", i%4), seq, limits, 0); err != nil {
-			b.Fatal(err)
-		}
+	legacy := chatapi.LegacyUsers.DefaultQuota()
+	users := chatapi.Users.DefaultQuota()
+	cases := []struct {
+		name   string
+		limits []sharedLimit
+	}{
+		{"legacy_10x", []sharedLimit{{name: "calls", limit: 10 * legacy.Calls.N, base: legacy.Calls.Window, amount: 1, spaced: true}}},
+		{"users_10x", []sharedLimit{
+			{name: "calls", limit: 10 * users.Calls.N, base: users.Calls.Window, amount: 1, spaced: true},
+			{name: "messages", limit: 10 * users.Messages.N, base: users.Messages.Window, amount: 1, spaced: true},
+		}},
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "bookings/s")
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			srv := redistest.Start(b)
+			for b.Loop() {
+				took := sharedBookings(b, srv, c.limits, 2*time.Second)
+				slices.Sort(took)
+				med, p99 := took[len(took)/2], took[len(took)*99/100]
+				b.ReportMetric(float64(med.Microseconds()), "µs/booking")
+				b.ReportMetric(float64(p99.Microseconds()), "p99_µs")
+				b.ReportMetric(float64(time.Second/med), "bookings/s")
+				b.ReportMetric(float64(len(took))/2, "booked/s")
+			}
+		})
+	}
+}
+
+// sharedBookings has three clients book and stamp calls under limits for
+// d, and returns how long each booking's two round trips took.
+func sharedBookings(b *testing.B, srv *redistest.Server, limits []sharedLimit, d time.Duration) []time.Duration {
+	var mu sync.Mutex
+	var took []time.Duration
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for range 3 {
+		sw := sharedFor(b, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			for time.Now().Before(end) {
+				start := time.Now()
+				at, seq, _, err := sw.book(ctx, "e", limits[len(limits)-1].amount, limits, 0, time.Time{})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				booked := time.Since(start)
+				time.Sleep(time.Until(at))
+				start = time.Now()
+				if _, _, err := sw.stamp(ctx, "e", seq, limits, 0); err != nil {
+					b.Error(err)
+					return
+				}
+				mu.Lock()
+				took = append(took, booked+time.Since(start))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return took
 }
 
 // oneKindCampaign writes a campaign of n deliveries of one message of
