@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,10 @@ type sharedWindows struct {
 	// offset is the server's clock less ours, in µs, as the last call
 	// found it
 	offset atomic.Int64
+	// seq is the highest booking number this process was given: a Redis
+	// that gives a lower one was restored from an older snapshot, its
+	// windows without the calls made since
+	seq atomic.Int64
 	// failed is the first error from Redis: the run stops at it, and
 	// every call after it fails at once instead of waiting on a Redis
 	// that is gone
@@ -335,13 +340,34 @@ func (s *sharedWindows) book(ctx context.Context, endpoint string, n int, limits
 		from = earliest.UnixMicro() + s.offset.Load()
 	}
 	keys, args := s.prefixed(keys, scriptArgs([]any{from, n}, limits, true), margin)
+	floor := s.seq.Load() // given before this booking was asked for
 	sent := time.Now()
 	res, err := s.run(ctx, bookScript, keys, args...)
 	got := time.Now()
 	if err != nil {
 		return time.Time{}, 0, 0, err
 	}
+	if err := s.gave(floor, res[2]); err != nil {
+		return time.Time{}, 0, 0, err
+	}
 	return s.local(res[0], res[1], sent, got), res[2], int(res[3]), nil
+}
+
+// gave checks booking number seq, given by a call made once floor had
+// been given: Redis numbers bookings in order, and a lower one means its
+// windows went back in time. It keeps the highest.
+func (s *sharedWindows) gave(floor, seq int64) error {
+	if seq <= floor {
+		err := errors.New("shared quota (redis): the Redis server's windows went back in time (restored from an older snapshot?) since this run joined them")
+		s.failed.CompareAndSwap(nil, &err)
+		return err
+	}
+	for {
+		old := s.seq.Load()
+		if seq <= old || s.seq.CompareAndSwap(old, seq) {
+			return nil
+		}
+	}
 }
 
 // stamp counts booking seq at the server's now, as its call leaves, and

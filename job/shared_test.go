@@ -380,21 +380,20 @@ func BenchmarkSharedRuns(b *testing.B) {
 }
 
 // TestRedisGoneStopsTheRun kills the Redis a run shares its quotas
-// through, mid-run, or restarts it empty: the run stops within 5 s with an error naming it, the
-// calls it made are recorded, none was sent twice, and a rerun through
-// another Redis finishes the campaign.
+// through, mid-run, restarts it empty, or takes its booking numbers back
+// as a restored snapshot would: the run stops within 5 s with an error
+// naming it, the calls it made are recorded, none was sent twice, and a
+// rerun through another Redis finishes the campaign.
 func TestRedisGoneStopsTheRun(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(map[bool]string{false: "killed", true: "restarted empty"}[restart], func(t *testing.T) {
-			redisGone(t, restart)
-		})
+	for _, how := range []string{"killed", "restarted empty", "restored from a snapshot"} {
+		t.Run(how, func(t *testing.T) { redisGone(t, how) })
 	}
 }
 
 // redisGone is TestRedisGoneStopsTheRun with the Redis killed, or killed
 // and started again empty at its address (its client reconnects, and the
 // windows it booked in are gone).
-func redisGone(t *testing.T, restart bool) {
+func redisGone(t *testing.T, how string) {
 	srv := redistest.Start(t)
 	emu, err := emulator.Listen("127.0.0.1:0", emulator.Config{})
 	if err != nil {
@@ -428,9 +427,18 @@ func redisGone(t *testing.T, restart bool) {
 			t.Fatal("no 30 deliveries in a minute")
 		}
 	}
-	if restart {
+	switch how {
+	case "restarted empty":
 		srv.Restart()
-	} else {
+	case "restored from a snapshot":
+		// a snapshot holds the windows and the app's epoch as they were,
+		// and the booking numbers given since are given again
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+		if err := rdb.Set(context.Background(), "imcast:/o/a:seq", 1, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb.Close()
+	default:
 		srv.Kill()
 	}
 	killed = time.Now()
