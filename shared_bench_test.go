@@ -8,28 +8,33 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"imcast/emulator"
 	"imcast/redistest"
 )
 
-// sharedProcesses runs procs `imcast run` processes at once, each with its
-// own campaign (groups and rooms) and ledger, against one fake-server
-// process (latency 5-60 ms, quotas times scale), through one Redis when
-// redisURL is set. The campaigns together take secs at the quota. It
-// returns the server's stats.
-func sharedProcesses(t testing.TB, redisURL string, procs int, scale float64, secs float64) emulator.Stats {
+// fleet is procs `imcast run` processes, each with its own campaign
+// (groups and rooms) and ledger, against one fake-server process (latency
+// 5-60 ms, quotas times scale). The campaigns together take secs at the
+// quota.
+type fleet struct {
+	t     testing.TB
+	bin   string
+	url   string
+	stats func() emulator.Stats
+	scale string
+	dirs  []string // each process's campaign and ledger
+	total int      // deliveries of all the campaigns
+}
+
+func newFleet(t testing.TB, procs int, scale float64, secs float64) *fleet {
 	t.Helper()
-	bin := binary(t)
-	sc := strconv.FormatFloat(scale, 'f', -1, 64)
-	url, stats := startFakeServer(t, bin, "--quota-scale", sc, "--latency", "5ms-60ms")
+	f := &fleet{t: t, bin: binary(t), scale: strconv.FormatFloat(scale, 'f', -1, 64)}
+	f.url, f.stats = startFakeServer(t, f.bin, "--quota-scale", f.scale, "--latency", "5ms-60ms")
 	groups := int(20 * scale * secs / float64(procs))
 	rooms := int(100 * scale * secs / float64(procs))
-	var wg sync.WaitGroup
-	outs := make([]string, procs)
-	errs := make([]error, procs)
 	for p := range procs {
 		dir := t.TempDir()
 		var rows strings.Builder
@@ -39,32 +44,54 @@ func sharedProcesses(t testing.TB, redisURL string, procs int, scale float64, se
 		for i := range rooms {
 			fmt.Fprintf(&rows, `{"kind":"rooms","to":"r%d-%06d","msg":"hi"}`+"\n", p, i)
 		}
-		campaign := filepath.Join(dir, fmt.Sprintf("c%d.jsonl", p))
-		if err := os.WriteFile(campaign, []byte(rows.String()), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "c.jsonl"), []byte(rows.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		args := []string{"run", "--host", url, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"),
-			"--quota-scale", sc, "--quiet"}
+		f.dirs = append(f.dirs, dir)
+		f.total += groups + rooms
+	}
+	return f
+}
+
+// start starts every process, through the Redis at redisURL if set.
+func (f *fleet) start(redisURL string) []*exec.Cmd {
+	var cmds []*exec.Cmd
+	for _, dir := range f.dirs {
+		args := []string{"run", "--host", f.url, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"),
+			"--quota-scale", f.scale, "--quiet"}
 		if redisURL != "" {
 			args = append(args, "--redis", redisURL)
 		}
-		args = append(args, campaign)
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(f.bin, append(args, filepath.Join(dir, "c.jsonl"))...)
 		cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=t")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out, err := cmd.CombinedOutput()
-			outs[p], errs[p] = string(out), err
-		}()
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			f.t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
 	}
-	wg.Wait()
-	for p := range procs {
-		if errs[p] != nil && (redisURL != "" || exitCodeOf(errs[p]) != exitIncomplete) {
-			t.Fatalf("run %d: %v\n%s", p, errs[p], outs[p])
+	return cmds
+}
+
+// run runs every process to its end, and fails t if one fails (or, not
+// through Redis, fails for anything but being left incomplete).
+func (f *fleet) run(redisURL string) emulator.Stats {
+	f.t.Helper()
+	cmds := f.start(redisURL)
+	for p, cmd := range cmds {
+		if err := cmd.Wait(); err != nil && (redisURL != "" || exitCodeOf(err) != exitIncomplete) {
+			f.t.Fatalf("run %d: %v\n%s", p, err, cmd.Stdout)
 		}
 	}
-	return stats()
+	return f.stats()
+}
+
+// sharedProcesses runs the procs processes of a new fleet at once, and
+// returns the server's stats.
+func sharedProcesses(t testing.TB, redisURL string, procs int, scale float64, secs float64) emulator.Stats {
+	t.Helper()
+	return newFleet(t, procs, scale, secs).run(redisURL)
 }
 
 // refusals counts the server's quota refusals of a kind.
@@ -144,5 +171,46 @@ func BenchmarkOneProcessShared(b *testing.B) {
 			b.ReportMetric(alone[kind], kind+"_alone")
 			b.ReportMetric(shared[kind]/alone[kind], kind+"_ratio")
 		}
+	}
+}
+
+// TestRedisKilledStopsEveryProcess kills (SIGKILL) the Redis three
+// `imcast run` processes share their quotas through, mid-run: every one
+// exits 1 within 5 s saying so, no delivery was sent twice, and reruns
+// through another Redis finish the three campaigns.
+func TestRedisKilledStopsEveryProcess(t *testing.T) {
+	srv := redistest.Start(t)
+	f := newFleet(t, 3, 1, 12)
+	cmds := f.start(srv.URL())
+	for deadline := time.Now().Add(time.Minute); f.stats().Kinds["rooms"].Delivered < 200; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no 200 deliveries in a minute")
+		}
+	}
+	srv.Kill()
+	killed := time.Now()
+	type exit struct {
+		err  error
+		took time.Duration
+	}
+	exits := make([]chan exit, len(cmds))
+	for p, cmd := range cmds {
+		exits[p] = make(chan exit, 1)
+		go func() { err := cmd.Wait(); exits[p] <- exit{err, time.Since(killed)} }()
+	}
+	for p, cmd := range cmds {
+		e := <-exits[p]
+		out := fmt.Sprint(cmd.Stdout)
+		if code := exitCodeOf(e.err); code != 1 || e.took > 5*time.Second || !strings.Contains(strings.ToLower(out), "redis") {
+			t.Errorf("run %d after its Redis was killed: exit %d %v later, want 1 within 5 s naming redis\n%s", p, code, e.took, out)
+		}
+		t.Logf("run %d stopped %v after the kill", p, e.took)
+	}
+	if st := f.stats(); st.Duplicates != 0 {
+		t.Fatalf("%d duplicates", st.Duplicates)
+	}
+	st := f.run(redistest.Start(t).URL())
+	if got := st.Kinds["groups"].Delivered + st.Kinds["rooms"].Delivered; got != f.total || st.Duplicates != 0 {
+		t.Errorf("after the reruns: %d of %d delivered, %d duplicates", got, f.total, st.Duplicates)
 	}
 }
