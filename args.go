@@ -1,0 +1,65 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// flagsFirst moves the flags of a command that come after its files to
+// before them, as SPEC.md has it (`imcast run a.csv --state x.db` is
+// `imcast run --state x.db a.csv`): urfave/cli, like Go's flag package,
+// takes everything after the first file as files. A flag's value goes
+// with it; `--` ends the flags, and what follows stays files, in order.
+func flagsFirst(app *cli.App, args []string) []string {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		i++ // the app's own flags (--help, --version)
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
+	}
+	head := args[:i+1]
+	var flags, files []string
+	rest := args[i+1:]
+	for j := 0; j < len(rest); j++ {
+		a := rest[j]
+		if a == "--" {
+			files = append(files, rest[j+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			files = append(files, a)
+			continue
+		}
+		flags = append(flags, a)
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !inline && takesValue(cmd, name) && j+1 < len(rest) {
+			j++
+			flags = append(flags, rest[j])
+		}
+	}
+	out := append(append([]string{}, head...), flags...)
+	if len(files) > 0 {
+		out = append(append(out, "--"), files...)
+	}
+	return out
+}
+
+// takesValue reports whether the command's flag name takes a value (all
+// but the boolean ones do).
+func takesValue(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				v, ok := f.(cli.DocGenerationFlag)
+				return ok && v.TakesValue()
+			}
+		}
+	}
+	return false
+}

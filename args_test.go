@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestFlagsAfterTheFiles runs commands with their flags after the files,
+// as crontab lines are often written: the flags are flags, a flag's value
+// goes with it, and after `--` everything is a file.
+func TestFlagsAfterTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	ids := filepath.Join(dir, "ids.csv")
+	msg := filepath.Join(dir, "welcome.json")
+	if err := os.WriteFile(ids, []byte("to\nu1\nu2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(msg, []byte(`{"type":"txt","body":{"msg":"hi"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "l.db")
+	for _, args := range [][]string{
+		{"plan", ids, "--message", msg},
+		{"plan", ids, "--message=" + msg, "--json"},
+		{"run", "--fake", ids, "--message", msg, "--state", state, "--quiet"},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(context.Background(), append([]string{"imcast"}, args...), &out, &errs); code != exitOK {
+			t.Errorf("imcast %s: exit %d, want 0\n%s%s", strings.Join(args, " "), code, out.String(), errs.String())
+		}
+	}
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"imcast", "plan", "--", "--message", msg}, &out, &errs); code != exitInvalid || !strings.Contains(errs.String(), "--message: no such file") {
+		t.Errorf("after --, --message is a file: exit %d, want 2 naming it\n%s", code, errs.String())
+	}
+	app := newApp(&out, &errs)
+	got := flagsFirst(app, []string{"imcast", "run", "a.csv", "--workers", "3", "b.csv", "--quiet", "--", "-c.csv"})
+	want := []string{"imcast", "run", "--workers", "3", "--quiet", "--", "a.csv", "b.csv", "-c.csv"}
+	if !slices.Equal(got, want) {
+		t.Errorf("flagsFirst: %q, want %q", got, want)
+	}
+}
