@@ -104,6 +104,11 @@ func openLedger(path string) (*checkpoint.Store, error) {
 	return checkpoint.Open(path, checkpoint.Options{})
 }
 
+// readLedger opens the ledger a read command reads: one that exists.
+func readLedger(path string) (*checkpoint.Store, error) {
+	return checkpoint.Open(path, checkpoint.Options{MustExist: true})
+}
+
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))

@@ -54,7 +54,7 @@ func writeReport(_ context.Context, o reportOpts, stdout, _ io.Writer) error {
 			opts.Only = append(opts.Only, st)
 		}
 	}
-	store, err := openLedger(o.State)
+	store, err := readLedger(o.State)
 	if err != nil {
 		return err
 	}

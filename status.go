@@ -28,7 +28,7 @@ func statusCommand() *cli.Command {
 
 // status prints each campaign's counts of deliveries by state.
 func status(_ context.Context, o statusOpts, stdout, _ io.Writer) error {
-	store, err := openLedger(o.State)
+	store, err := readLedger(o.State)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,10 @@ import (
 // ErrLocked is returned by Open when another process holds the ledger.
 var ErrLocked = errors.New("the ledger is in use by another imcast process")
 
+// ErrNoLedger is returned by Open, with Options.MustExist, when there is
+// no file at the path.
+var ErrNoLedger = errors.New("no ledger there (give --state the file a run wrote)")
+
 // ErrCorrupt is returned when a record cannot be decoded.
 var ErrCorrupt = errors.New("ledger record is corrupt")
 

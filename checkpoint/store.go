@@ -35,6 +35,10 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to let go of
 	// the file; 0 means 100 ms.
 	LockTimeout time.Duration
+	// MustExist refuses a path with no file (ErrNoLedger), instead of
+	// creating an empty ledger there: what a command that only reads
+	// wants, so that a mistyped --state is an error, not an empty answer.
+	MustExist bool
 }
 
 // Store is an open ledger file. It is safe for concurrent use.
@@ -63,7 +67,12 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond
 	}
-	if err := checkFile(path, timeout); err != nil {
+	if _, err := os.Stat(path); opts.MustExist && errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open ledger %s: %w", path, ErrNoLedger)
+	}
+	if err := checkFile(path, timeout); errors.Is(err, ErrLocked) {
+		return nil, lockedError(path)
+	} else if err != nil {
 		return nil, openError(path, err)
 	}
 	db, err := openBolt(path, timeout)
@@ -72,7 +81,7 @@ func Open(path string, opts Options) (*Store, error) {
 	case errors.As(err, &de):
 		return nil, err
 	case errors.Is(err, boltErrors.ErrTimeout):
-		return nil, fmt.Errorf("open ledger %s: %w", path, ErrLocked)
+		return nil, lockedError(path)
 	case errors.Is(err, boltErrors.ErrInvalid), errors.Is(err, boltErrors.ErrChecksum):
 		return nil, &DamagedError{Path: path, Reason: "its header is not a ledger's", Err: err}
 	case errors.Is(err, boltErrors.ErrVersionMismatch):
@@ -90,9 +99,32 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, openError(path, err)
 	}
+	writeHolder(path)
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
+}
+
+// holderPath is the note beside a ledger naming the process that holds
+// it, so that another one refused the lock can say which.
+func holderPath(path string) string { return path + ".holder" }
+
+// writeHolder notes this process as the ledger's holder; a note left by
+// a process that was killed is overwritten by the next, and read only
+// while the lock is held.
+func writeHolder(path string) {
+	host, _ := os.Hostname()
+	note := fmt.Sprintf("pid %d on %s, since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+	_ = os.WriteFile(holderPath(path), []byte(note), 0o600)
+}
+
+// lockedError is ErrLocked for the ledger at path, naming its holder
+// when the note says.
+func lockedError(path string) error {
+	if note, err := os.ReadFile(holderPath(path)); err == nil && len(note) > 0 && len(note) < 200 {
+		return fmt.Errorf("open ledger %s: %w (%s)", path, ErrLocked, note)
+	}
+	return fmt.Errorf("open ledger %s: %w", path, ErrLocked)
 }
 
 // openError words a failure to open the ledger; a *DamagedError names the
@@ -184,6 +216,7 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Close() error {
 	s.closing.Do(func() { close(s.ops) })
 	s.wg.Wait()
+	os.Remove(holderPath(s.path))
 	return s.db.Close()
 }
 
