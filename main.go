@@ -13,11 +13,13 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"imcast/job"
 	"imcast/planner"
+	"imcast/report"
 )
 
 // Exit codes, as in SPEC.md.
@@ -50,10 +52,10 @@ func signalContext(stderr io.Writer) context.Context {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		fmt.Fprintln(stderr, "imcast: interrupted: stopping once the calls in flight are answered and recorded; interrupt again to exit at once")
+		fmt.Fprintln(stderr, report.Stamp(time.Now())+" imcast: interrupted: stopping once the calls in flight are answered and recorded; interrupt again to exit at once")
 		cancel()
 		<-sigs
-		fmt.Fprintln(stderr, "imcast: interrupted again, exiting now")
+		fmt.Fprintln(stderr, report.Stamp(time.Now())+" imcast: interrupted again, exiting now")
 		os.Exit(exitInterrupted)
 	}()
 	return ctx
@@ -66,7 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "imcast: %s\n", redact(err.Error()))
+	msg := redact(err.Error())
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted: the calls in flight were answered and recorded; run again to go on"
+	}
+	fmt.Fprintf(stderr, "%s imcast: %s\n", report.Stamp(time.Now()), msg)
 	return exitCode(err)
 }
 

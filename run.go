@@ -116,10 +116,16 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	stopWatch := report.Watch(progressOut, mode, progress, prep.Plan.Total.Pending, 10*time.Second)
+	report.WriteStart(progressOut, mode, report.Start{Host: sender.BaseURL(), App: appOf(sender.BaseURL()), Campaign: name,
+		Ledger: store.Path(), ToSend: prep.Plan.Total.Pending, Shared: shared != nil})
+	stopWatch := report.Watch(progressOut, report.Watching{Mode: mode, Progress: progress, Total: prep.Plan.Total.Pending,
+		Estimate: prep.Plan.Total.Estimate, Every: 10 * time.Second})
 	res, err := prep.Send(ctx)
 	stopWatch()
-	sum := report.NewSummary(name, res)
+	if err != nil && o.JSON {
+		report.WriteError(stdout, redact(err.Error()))
+	}
+	sum := report.NewSummary(name, store.Path(), res)
 	write := sum.WriteText
 	if o.JSON {
 		write = sum.WriteJSON

@@ -629,10 +629,12 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 	case chatapi.Permanent:
 		rec.State = checkpoint.Failed
 		pc.Failed.Add(int64(len(rec.To)))
+		r.progress.note(OutcomeFailed, rec.Error, int64(len(rec.To)))
 		return r.finish(rec)
 	case chatapi.Ambiguous:
 		rec.State = checkpoint.Uncertain
 		pc.Uncertain.Add(int64(len(rec.To)))
+		r.progress.note(OutcomeUncertain, rec.Error, int64(len(rec.To)))
 		return r.finish(rec)
 	}
 	// Not delivered: send again later, or give up.
@@ -654,12 +656,14 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 		rec.State = checkpoint.Failed
 		rec.Error = fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.Error)
 		pc.Failed.Add(int64(len(rec.To)))
+		r.progress.note(OutcomeFailed, rec.Error, int64(len(rec.To)))
 		return r.finish(rec)
 	}
 	if err := r.finish(rec); err != nil {
 		return err
 	}
 	pc.Retries.Add(1)
+	r.progress.note(OutcomeRetried, rec.Error, 1)
 	// A refusal that says when to come back is taken at its word: the
 	// pacer slows the endpoint if the refusals call for it, and a batch
 	// held longer only lengthens the run's tail. Anything else backs off.
@@ -765,46 +769,4 @@ func withDedupKey(ext json.RawMessage, digest [32]byte) (json.RawMessage, error)
 	v, _ := json.Marshal(hex.EncodeToString(digest[:16]))
 	obj[DedupKey] = v
 	return json.Marshal(obj)
-}
-
-// Counters are one kind's progress. Deliveries count recipients; Calls,
-// Refused and Retries count calls.
-type Counters struct {
-	Sent, Failed, Uncertain atomic.Int64
-	Calls, Refused, Retries atomic.Int64
-}
-
-// Progress holds the counters of every kind of a run; read them while it
-// runs.
-type Progress struct {
-	kinds map[chatapi.Kind]*Counters
-}
-
-// NewProgress makes counters for kinds.
-func NewProgress(kinds []chatapi.Kind) *Progress {
-	p := &Progress{kinds: map[chatapi.Kind]*Counters{}}
-	for _, k := range kinds {
-		p.kinds[k] = &Counters{}
-	}
-	return p
-}
-
-// Kind returns the counters of k (nil if Run has none for it).
-func (p *Progress) Kind(k chatapi.Kind) *Counters { return p.kinds[k] }
-
-func (p *Progress) kind(k chatapi.Kind) *Counters {
-	if c := p.kinds[k]; c != nil {
-		return c
-	}
-	panic(fmt.Sprintf("job: no counters for kind %s", k))
-}
-
-// Done is the deliveries recorded so far, sent, failed or uncertain.
-func (p *Progress) Done() (sent, failed, uncertain int64) {
-	for _, c := range p.kinds {
-		sent += c.Sent.Load()
-		failed += c.Failed.Load()
-		uncertain += c.Uncertain.Load()
-	}
-	return sent, failed, uncertain
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,7 +40,9 @@ func (t *KindSummary) add(k KindSummary) {
 // Summary is what a run did, per kind and in total.
 type Summary struct {
 	Event         string        `json:"event"` // "summary"
+	Time          string        `json:"time"`
 	Campaign      string        `json:"campaign"`
+	Ledger        string        `json:"ledger"`
 	Kinds         []KindSummary `json:"kinds"`
 	Total         KindSummary   `json:"total"`
 	AlreadySent   int64         `json:"already_sent"`   // before this run
@@ -49,13 +52,20 @@ type Summary struct {
 	// Unchanged: the files are as they were when every delivery was found
 	// sent, and no row was read.
 	Unchanged bool `json:"files_unchanged"`
+	// Reasons are why deliveries failed or became uncertain and calls were
+	// retried, the most counted first.
+	Reasons []job.Reason `json:"reasons"`
 }
 
-// NewSummary sums up a campaign run.
-func NewSummary(campaign string, res *job.Result) Summary {
-	s := Summary{Event: "summary", Campaign: campaign, Total: KindSummary{Kind: "total"},
+// shownReasons is how many reasons the text summary names.
+const shownReasons = 5
+
+// NewSummary sums up a run of campaign into ledger.
+func NewSummary(campaign, ledger string, res *job.Result) Summary {
+	s := Summary{Event: "summary", Time: Stamp(time.Now()), Campaign: campaign, Ledger: ledger, Total: KindSummary{Kind: "total"},
 		AlreadySent: res.AlreadySent, HeldUncertain: res.HeldUncertain,
-		Seconds: res.Elapsed.Seconds(), Complete: res.Complete(), Unchanged: res.Unchanged}
+		Seconds: res.Elapsed.Seconds(), Complete: res.Complete(), Unchanged: res.Unchanged,
+		Reasons: res.Progress.Reasons()}
 	for _, kp := range res.Plan.Kinds {
 		ks := KindSummary{Kind: string(kp.Kind), Planned: kp.Recipients, ToSend: kp.Pending}
 		if c := res.Progress.Kind(kp.Kind); c != nil {
@@ -96,8 +106,8 @@ func (s Summary) WriteText(w io.Writer) error {
 		_, err := fmt.Fprintln(w, "every delivery is sent: the files are unchanged since, and no row was read")
 		return err
 	case s.Complete:
-		_, err := fmt.Fprintln(w, "every delivery is sent")
-		return err
+		fmt.Fprintln(w, "every delivery is sent")
+		return s.writeReasons(w)
 	case s.Total.Left > 0:
 		fmt.Fprintf(w, "%d deliveries still to send: run again to go on\n", s.Total.Left)
 	}
@@ -105,7 +115,34 @@ func (s Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "%d deliveries were uncertain before this run and were not resent (--resend-uncertain sends them again)\n", s.HeldUncertain)
 	}
 	if s.Total.Failed+s.Total.Uncertain > 0 {
-		fmt.Fprintf(w, "%d failed and %d uncertain in this run: see imcast report --only failed,uncertain\n", s.Total.Failed, s.Total.Uncertain)
+		fmt.Fprintf(w, "%d failed and %d uncertain in this run: see imcast report --state %s --only failed,uncertain\n",
+			s.Total.Failed, s.Total.Uncertain, shellQuote(s.Ledger))
+	}
+	return s.writeReasons(w)
+}
+
+// writeReasons names the most counted reasons of the run.
+func (s Summary) writeReasons(w io.Writer) error {
+	if len(s.Reasons) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "why:")
+	for i, r := range s.Reasons {
+		if i == shownReasons {
+			fmt.Fprintf(w, "  and %d more reasons (imcast report --only failed,uncertain lists every delivery's)\n", len(s.Reasons)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %s\n", reasonLine(r.Outcome, r.Count, r.Reason))
 	}
 	return nil
+}
+
+// shellQuote quotes a path for a command line a user copies, when it needs it.
+func shellQuote(p string) string {
+	if p != "" && strings.IndexFunc(p, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 }

@@ -1,0 +1,111 @@
+package job
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"imcast/chatapi"
+)
+
+// Counters are one kind's progress. Deliveries count recipients; Calls,
+// Refused and Retries count calls.
+type Counters struct {
+	Sent, Failed, Uncertain atomic.Int64
+	Calls, Refused, Retries atomic.Int64
+}
+
+// Progress holds the counters of every kind of a run; read them while it
+// runs.
+type Progress struct {
+	kinds   map[chatapi.Kind]*Counters
+	reasons reasons
+}
+
+// NewProgress makes counters for kinds.
+func NewProgress(kinds []chatapi.Kind) *Progress {
+	p := &Progress{kinds: map[chatapi.Kind]*Counters{}}
+	for _, k := range kinds {
+		p.kinds[k] = &Counters{}
+	}
+	return p
+}
+
+// Kind returns the counters of k (nil if Run has none for it).
+func (p *Progress) Kind(k chatapi.Kind) *Counters { return p.kinds[k] }
+
+func (p *Progress) kind(k chatapi.Kind) *Counters {
+	if c := p.kinds[k]; c != nil {
+		return c
+	}
+	panic(fmt.Sprintf("job: no counters for kind %s", k))
+}
+
+// Done is the deliveries recorded so far, sent, failed or uncertain.
+func (p *Progress) Done() (sent, failed, uncertain int64) {
+	for _, c := range p.kinds {
+		sent += c.Sent.Load()
+		failed += c.Failed.Load()
+		uncertain += c.Uncertain.Load()
+	}
+	return sent, failed, uncertain
+}
+
+// The outcomes a Reason counts.
+const (
+	OutcomeFailed    = "failed"    // deliveries failed for good
+	OutcomeUncertain = "uncertain" // deliveries whose outcome is unknown
+	OutcomeRetried   = "retried"   // calls not delivered (refused, throttled, unreachable), sent again
+)
+
+// Reason is why deliveries failed or became uncertain, or calls were
+// retried: the error, and how many (deliveries, or calls for retried).
+type Reason struct {
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason"`
+	Count   int64  `json:"count"`
+}
+
+// maxReasons bounds the distinct reasons a run keeps; more are "other".
+const maxReasons = 64
+
+// reasons tallies Reasons.
+type reasons struct {
+	mu sync.Mutex
+	m  map[[2]string]int64
+}
+
+// note counts n more of outcome for reason.
+func (p *Progress) note(outcome, reason string, n int64) {
+	if len(reason) > 200 {
+		reason = reason[:200] + "…"
+	}
+	r := &p.reasons
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[[2]string]int64{}
+	}
+	k := [2]string{outcome, reason}
+	if _, ok := r.m[k]; !ok && len(r.m) >= maxReasons {
+		k[1] = "other"
+	}
+	r.m[k] += n
+}
+
+// Reasons are the reasons noted so far, the most counted first.
+func (p *Progress) Reasons() []Reason {
+	r := &p.reasons
+	r.mu.Lock()
+	out := make([]Reason, 0, len(r.m))
+	for k, n := range r.m {
+		out = append(out, Reason{Outcome: k[0], Reason: k[1], Count: n})
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b Reason) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Outcome, b.Outcome), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"imcast/emulator"
+)
+
+var stamped = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z `)
+
+// TestRunSaysWhy runs a campaign against a server that refuses a fifth of
+// the calls (403) and answers 500 after delivering to a third: the run
+// starts by naming the host, app, campaign and ledger; every log line
+// starts with a timestamp; the refusals and the uncertain deliveries are
+// logged with their reasons as they come, and the summary names the
+// reasons with their counts and the report command with the ledger.
+func TestRunSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	campaign, _ := testCampaign(t, dir, 400)
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{QuotaForbidden: 0.2, ErrorAfter: 0.3}, Seed: 3})
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	state := filepath.Join(dir, "ledger.db")
+	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", campaign)
+	if code != exitIncomplete {
+		t.Fatalf("exit %d, want 3 (uncertain deliveries)\n%s\n%s", code, stdout, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, l := range lines {
+		if !stamped.MatchString(l) {
+			t.Errorf("stderr line without a timestamp: %q", l)
+		}
+	}
+	start := lines[0]
+	for _, want := range []string{"host " + srv.URL + "/o/a", "app /o/a", "campaign ", "ledger " + state} {
+		if !strings.Contains(start, want) {
+			t.Errorf("start line %q does not name %q", start, want)
+		}
+	}
+	for _, want := range []string{"calls retried: not delivered: status 403", "uncertain: ambiguous: status 500"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("no log line of %q:\n%s", want, stderr)
+		}
+		if !strings.Contains(stdout, want) {
+			t.Errorf("the summary does not name %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "why:") || !strings.Contains(stdout, "imcast report --state "+state+" --only failed,uncertain") {
+		t.Errorf("the summary names no reasons, or not the report command with the ledger:\n%s", stdout)
+	}
+}
+
+// TestRunJSONEventsHaveTimes runs with --json against faults: every line
+// of stdout is one object with an event and a time, and the run's start,
+// progress, retries, delivery errors and summary are among them.
+func TestRunJSONEventsHaveTimes(t *testing.T) {
+	dir := t.TempDir()
+	campaign, _ := testCampaign(t, dir, 400)
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{QuotaForbidden: 0.2, ErrorAfter: 0.3}, Seed: 3})
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	code, stdout, stderr := runCLI(t, "run", "--json", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quota-scale", "20", campaign)
+	if code != exitIncomplete {
+		t.Fatalf("exit %d, want 3\n%s\n%s", code, stdout, stderr)
+	}
+	events := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var e struct {
+			Event string `json:"event"`
+			Time  string `json:"time"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Event == "" || !stamped.MatchString(e.Time+" ") {
+			t.Errorf("stdout line %q: not an object with an event and a time (%v)", l, err)
+		}
+		events[e.Event]++
+	}
+	for _, want := range []string{"start", "progress", "retry", "error", "summary"} {
+		if events[want] == 0 {
+			t.Errorf("no %s event among %v", want, events)
+		}
+	}
+}
