@@ -45,3 +45,20 @@ func TestFlagsAfterTheFiles(t *testing.T) {
 		t.Errorf("flagsFirst: %q, want %q", got, want)
 	}
 }
+
+// TestVersionAndWorkers checks imcast --version, and that --workers out
+// of 1 to 256 is refused before anything is read or sent.
+func TestVersionAndWorkers(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run(context.Background(), []string{"imcast", "--version"}, &out, &errs); code != exitOK || !strings.HasPrefix(out.String(), "imcast version ") {
+		t.Errorf("--version: exit %d, %q", code, out.String())
+	}
+	for _, n := range []string{"0", "-3", "1000"} {
+		out.Reset()
+		errs.Reset()
+		code := run(context.Background(), []string{"imcast", "run", "--fake", "--state", filepath.Join(t.TempDir(), "l.db"), "--workers", n, "samples/mixed.jsonl"}, &out, &errs)
+		if code != exitFatal || !strings.Contains(errs.String(), "--workers "+n+": want 1 to 256") {
+			t.Errorf("--workers %s: exit %d, %q; want 1 naming the flag", n, code, errs.String())
+		}
+	}
+}

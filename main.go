@@ -91,10 +91,34 @@ func exitCode(err error) int {
 	return exitFatal
 }
 
+// version is the module's version and the commit it was built from, as
+// the Go toolchain recorded them in the binary.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev != "" {
+		v += " (commit " + rev + dirty + ")"
+	}
+	return v
+}
+
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:      "imcast",
 		Usage:     "broadcast IM messages to users, groups and chat rooms, once each",
+		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
 		// Errors are printed once, by run, and mapped to exit codes there.

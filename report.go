@@ -29,7 +29,7 @@ func reportCommand() *cli.Command {
 			stateFlag(),
 			&cli.StringFlag{Name: "campaign", Usage: "only this campaign `NAME`"},
 			&cli.StringFlag{Name: "format", Value: report.CSV, Usage: "`FORMAT`: csv or jsonl"},
-			&cli.StringFlag{Name: "only", Usage: "only these `STATES`, comma-separated: sent, failed, uncertain, pending"},
+			&cli.StringFlag{Name: "only", Usage: "only these `STATES`, comma-separated: sent, failed, uncertain, pending, in_flight (a run died mid-call; the next run makes them uncertain)"},
 			&cli.StringFlag{Name: "out", Usage: "write to `FILE` instead of stdout"},
 		},
 		Action: func(c *cli.Context) error {

@@ -39,7 +39,12 @@ func runCommand() *cli.Command {
 		Flags: append(append(campaignFlags(), connectionFlags()...),
 			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
 			stateFlag(),
-			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once"},
+			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once (1 to 256)", Action: func(_ *cli.Context, n int) error {
+				if n < 1 || n > 256 {
+					return fmt.Errorf("--workers %d: want 1 to 256 calls at once", n)
+				}
+				return nil
+			}},
 			&cli.BoolFlag{Name: "resend-uncertain", Usage: "send again deliveries the ledger holds as uncertain (they may arrive twice)"},
 			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},

@@ -63,7 +63,13 @@ func readFile(path, encoding string, t *tail, read *int64, fn rowFunc, bad badFu
 		switch strings.ToLower(encoding) {
 		case "", UTF8, "utf8":
 		case GBK:
-			r = simplifiedchinese.GBK.NewDecoder().Reader(r)
+			sniff := &utf8Sniffer{r: r}
+			r = simplifiedchinese.GBK.NewDecoder().Reader(sniff)
+			defer func() {
+				if sniff.isUTF8() {
+					bad(0, "--encoding gbk, but the file is UTF-8 (its non-ASCII text is valid UTF-8): read as GBK it would be sent garbled; drop --encoding gbk")
+				}
+			}()
 		default:
 			bad(0, "unknown encoding %q (want utf-8 or gbk)", encoding)
 			return SourceFile{}, nil
@@ -455,3 +461,43 @@ func readJSONL(r io.Reader, shift int, fn rowFunc, bad badFunc) error {
 func onlySpace(b []byte) bool {
 	return len(bytes.Trim(b, " \t\r\n")) == 0
 }
+
+// utf8Sniffer passes a file through and tells whether it held non-ASCII
+// text that is all valid UTF-8: a file said to be GBK that is in fact
+// UTF-8 (GBK's Chinese text is almost never valid UTF-8).
+type utf8Sniffer struct {
+	r         io.Reader
+	tail      []byte // an incomplete sequence at the end of the last read
+	multibyte bool   // a valid sequence of more than one byte was seen
+	invalid   bool
+}
+
+func (u *utf8Sniffer) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if !u.invalid && n > 0 {
+		b := append(u.tail, p[:n]...)
+		// keep back what may be the start of a sequence the next read ends
+		cut := len(b)
+		for i := len(b) - 1; i >= 0 && i >= len(b)-3; i-- {
+			if b[i] >= 0xC0 {
+				if !utf8.FullRune(b[i:]) {
+					cut = i
+				}
+				break
+			}
+			if b[i] < 0x80 {
+				break
+			}
+		}
+		body := b[:cut]
+		u.tail = append(u.tail[:0:0], b[cut:]...)
+		if !utf8.Valid(body) {
+			u.invalid = true
+		} else if !u.multibyte && bytes.IndexFunc(body, func(r rune) bool { return r >= 0x80 }) >= 0 {
+			u.multibyte = true
+		}
+	}
+	return n, err
+}
+
+func (u *utf8Sniffer) isUTF8() bool { return u.multibyte && !u.invalid && len(u.tail) == 0 }

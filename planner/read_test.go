@@ -117,6 +117,17 @@ func TestReadGBK(t *testing.T) {
 			}
 		}
 	})
+	t.Run("utf-8 read as gbk", func(t *testing.T) {
+		utf := dir + "/utf8.csv"
+		// long enough that the sniffer sees it across reads of the file
+		if err := os.WriteFile(utf, []byte(strings.Repeat(text, 20000)[:len(text)]+strings.Repeat("bob,你好,商店\r\n", 20000)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := planOpts(t, Options{Files: []string{utf}, Encoding: GBK})
+		checkLines(t, "problems", problemStrings(t, err), []string{
+			utf + ": --encoding gbk, but the file is UTF-8 (its non-ASCII text is valid UTF-8): read as GBK it would be sent garbled; drop --encoding gbk",
+		})
+	})
 	t.Run("read as utf-8", func(t *testing.T) {
 		_, err := planOpts(t, Options{Files: []string{file}})
 		checkLines(t, "problems", problemStrings(t, err), []string{
