@@ -19,6 +19,15 @@ func planCommand() *cli.Command {
 		Name:      "plan",
 		Usage:     "read and validate a campaign and print its plan; sends nothing",
 		ArgsUsage: "CAMPAIGN...",
+		Description: `Reads CSV (.csv) or JSON Lines (.jsonl) campaign files (the README's "Campaign files"),
+reports every problem as FILE:LINE: what is wrong, and prints the deliveries, batches, calls and
+the time they take under the quotas.
+
+Examples:
+   imcast plan samples/mixed.jsonl
+   imcast plan --message welcome.json --quota-scale 10 ids.csv
+
+Exit codes: 0 valid; 2 invalid (every problem listed); 1 another error.`,
 		Flags: append(campaignFlags(),
 			&cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"},
 		),

@@ -36,6 +36,20 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "send what the ledger has not yet recorded as sent; safe to run again at any time",
 		ArgsUsage: "CAMPAIGN...",
+		Description: `Sends a campaign: CSV (.csv) or JSON Lines (.jsonl) files, one or more recipients a row,
+with the columns kind, to, scope, type, msg, body, file, from, ext... (the README's "Campaign
+files"). A plain list of IDs under a "to" header is a campaign with --message. Flags may come
+before or after the files.
+
+Examples:
+   imcast run --fake samples/mixed.jsonl                          # on the built-in emulator
+   EASEMOB_TOKEN=... imcast run --host https://a1.easemob.com --org ORG --app APP \
+       --state spring.db --message welcome.json ids.csv
+   imcast run --state spring.db ids.csv                           # again: sends only what is left
+
+Exit codes: 0 every delivery sent; 1 a fatal error (configuration, credentials, I/O, ledger in
+use, Redis gone); 2 invalid campaign, nothing sent; 3 finished, some deliveries failed or are
+uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to go on.`,
 		Flags: append(append(campaignFlags(), connectionFlags()...),
 			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
 			stateFlag(),
