@@ -129,6 +129,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkCommand(),
 			statusCommand(),
 			reportCommand(),
+			resolveCommand(),
 			fakeServerCommand(),
 		},
 	}

@@ -22,6 +22,9 @@ type CampaignStatus struct {
 	Failed    int64  `json:"failed"`
 	Uncertain int64  `json:"uncertain"`
 	Pending   int64  `json:"pending"` // not sent yet: never tried, or refused and waiting
+	// Resolved are the sent and failed ones the operator settled from
+	// uncertain (imcast resolve)
+	Resolved int64 `json:"resolved"`
 }
 
 // Status counts the deliveries of every campaign in the ledger.
@@ -48,6 +51,9 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 			Sent: d.Count(checkpoint.Sent), Failed: d.Count(checkpoint.Failed), Uncertain: d.Count(checkpoint.Uncertain)}
 		// never tried, plus refused and waiting for another call
 		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-d.Count(checkpoint.Pending)) + d.Count(checkpoint.Pending)
+		if s.Resolved, err = c.ResolvedCount(); err != nil {
+			return nil, fmt.Errorf("campaign %s: %w", name, err)
+		}
 		out = append(out, s)
 	}
 	return out, nil
@@ -69,9 +75,9 @@ func WriteStatus(w io.Writer, statuses []CampaignStatus, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "campaign\tplanned\tsent\tfailed\tuncertain\tpending\t")
+	fmt.Fprintln(tw, "campaign\tplanned\tsent\tfailed\tuncertain\tpending\tresolved\t")
 	for _, s := range statuses {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending, s.Resolved)
 	}
 	return tw.Flush()
 }
