@@ -29,6 +29,7 @@ type runOpts struct {
 	StallTimeout    time.Duration
 	JSON, Quiet     bool
 	Redis           string // a redis:// URL the app's quotas are shared through; "": none
+	MetricsAddr     string // where to serve Prometheus metrics; "": nowhere
 }
 
 func runCommand() *cli.Command {
@@ -63,6 +64,7 @@ uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to
 			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered for `DURATION`"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
+			&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"IMCAST_METRICS_ADDR"}, Usage: "serve Prometheus metrics of the run at http://`ADDRESS`/metrics (host:port; port 0 picks one, named in the start line)"},
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host; a URL with a password belongs in IMCAST_REDIS, which other users cannot read"},
 		),
 		Action: func(c *cli.Context) error {
@@ -77,6 +79,7 @@ uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to
 				JSON:            c.Bool("json"),
 				Quiet:           c.Bool("quiet"),
 				Redis:           c.String("redis"),
+				MetricsAddr:     c.String("metrics-addr"),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -118,6 +121,18 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		mode = report.Bar
 	}
 	progress := job.NewProgress(chatapi.Kinds)
+	// listening before the campaign is read, a taken address fails fast
+	var metrics *report.Metrics
+	var metricsURL string
+	if o.MetricsAddr != "" {
+		metrics = &report.Metrics{Progress: progress, Quotas: quotas}
+		addr, stop, err := metrics.Serve(o.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		defer stop()
+		metricsURL = "http://" + addr + "/metrics"
+	}
 	prep, err := job.PrepareCampaign(ctx, camp, store, sender, job.CampaignConfig{
 		Config: job.Config{
 			Workers:      o.Workers,
@@ -135,8 +150,17 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	report.WriteStart(progressOut, mode, report.Start{Host: sender.BaseURL(), App: appOf(sender.BaseURL()), Campaign: name,
-		Ledger: store.Path(), ToSend: prep.Plan.Total.Pending, Shared: shared != nil})
+	start := report.Start{Host: sender.BaseURL(), App: appOf(sender.BaseURL()), Campaign: name,
+		Ledger: store.Path(), ToSend: prep.Plan.Total.Pending, Shared: shared != nil}
+	if metrics != nil {
+		toSend := map[chatapi.Kind]int64{}
+		for _, k := range prep.Plan.Kinds {
+			toSend[k.Kind] = k.Pending
+		}
+		metrics.SetToSend(toSend)
+		start.Metrics = metricsURL
+	}
+	report.WriteStart(progressOut, mode, start)
 	stopWatch := report.Watch(progressOut, report.Watching{Mode: mode, Progress: progress, Total: prep.Plan.Total.Pending,
 		Estimate: prep.Plan.Total.Estimate, Every: 10 * time.Second})
 	res, err := prep.Send(ctx)

@@ -290,6 +290,12 @@ func endpoints(cfg Config) []*endpoint {
 			order = append(order, e)
 		}
 		e.kinds = append(e.kinds, k)
+		if cfg.Progress != nil {
+			e.pacer.report = append(e.pacer.report, cfg.Progress.Kind(k))
+		}
+	}
+	for _, e := range order {
+		e.pacer.publish()
 	}
 	// In time order, each seed lands at the end of its logs.
 	slices.SortStableFunc(cfg.Recent, func(a, b Call) int { return a.At.Compare(b.At) })
@@ -650,7 +656,11 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 		return fmt.Errorf("%w: %v", chatapi.ErrCredentials, err)
 	}
 	if chatapi.Refused(err) {
-		pc.Refused.Add(1)
+		status := 0
+		if apiErr != nil {
+			status = apiErr.Status
+		}
+		pc.refused(status)
 	}
 	if rec.Attempts >= r.cfg.MaxAttempts {
 		rec.State = checkpoint.Failed

@@ -179,6 +179,19 @@ type pacer struct {
 	// well: the local windows hold this process's calls, Redis every
 	// process's.
 	shared *sharedPacer
+	// report are the counters of the endpoint's kinds, which show its pace
+	// and margin
+	report []*Counters
+}
+
+// publish shows the pace and margin in force in p's counters; p.mu is
+// held, or p is not yet in use.
+func (p *pacer) publish() {
+	for _, c := range p.report {
+		if c != nil {
+			c.setPacing(p.gov.factor, p.margin())
+		}
+	}
 }
 
 // bookingIDs numbers the stamps of every pacer: the rooms and room_members
@@ -260,6 +273,7 @@ func (p *pacer) answered(b booking, sent, wrote, now time.Time, refused, forCall
 	if p.gov.answered(sent, wrote, now, b.n, refused, notOurs) {
 		p.setMargin(p.gov.margin())
 	}
+	p.publish()
 	if !refused || !notOurs && !p.gov.noisy() {
 		return
 	}

@@ -3,9 +3,12 @@ package job
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"imcast/chatapi"
 )
@@ -15,6 +18,42 @@ import (
 type Counters struct {
 	Sent, Failed, Uncertain atomic.Int64
 	Calls, Refused, Retries atomic.Int64
+
+	refusedMu sync.Mutex
+	refusedBy map[int]int64 // Refused by HTTP status
+
+	// the pacing of the kind's endpoint: the pace in force (a fraction of
+	// the quota, as float64 bits) and the margin its windows are widened by
+	pace, margin atomic.Int64
+}
+
+// refused counts a refusal answered with status.
+func (c *Counters) refused(status int) {
+	c.Refused.Add(1)
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if c.refusedBy == nil {
+		c.refusedBy = map[int]int64{}
+	}
+	c.refusedBy[status]++
+}
+
+// RefusedBy is Refused by the HTTP status of the refusals (0: none given).
+func (c *Counters) RefusedBy() map[int]int64 {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	return maps.Clone(c.refusedBy)
+}
+
+// Pacing is the pace in force on the kind's endpoint, a fraction of its
+// quota, and the margin its windows are widened by.
+func (c *Counters) Pacing() (pace float64, margin time.Duration) {
+	return math.Float64frombits(uint64(c.pace.Load())), time.Duration(c.margin.Load())
+}
+
+func (c *Counters) setPacing(pace float64, margin time.Duration) {
+	c.pace.Store(int64(math.Float64bits(pace)))
+	c.margin.Store(int64(margin))
 }
 
 // Progress holds the counters of every kind of a run; read them while it

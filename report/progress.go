@@ -35,7 +35,8 @@ type Start struct {
 	Campaign string `json:"campaign"`
 	Ledger   string `json:"ledger"`
 	ToSend   int64  `json:"to_send"`
-	Shared   bool   `json:"shared_quota"` // through Redis
+	Shared   bool   `json:"shared_quota"`      // through Redis
+	Metrics  string `json:"metrics,omitempty"` // the URL of the run's metrics
 }
 
 // WriteStart prints the start line (or event) of a run on w.
@@ -47,12 +48,15 @@ func WriteStart(w io.Writer, mode Mode, s Start) {
 	case JSON:
 		_ = json.NewEncoder(w).Encode(s)
 	default:
-		shared := ""
+		extra := ""
 		if s.Shared {
-			shared = ", quotas shared through Redis"
+			extra += ", quotas shared through Redis"
+		}
+		if s.Metrics != "" {
+			extra += ", metrics at " + s.Metrics
 		}
 		fmt.Fprintf(w, "%s imcast run: host %s, app %s, campaign %s, ledger %s: %d deliveries to send%s\n",
-			s.Time, s.Host, s.App, s.Campaign, s.Ledger, s.ToSend, shared)
+			s.Time, s.Host, s.App, s.Campaign, s.Ledger, s.ToSend, extra)
 	}
 }
 
