@@ -12,6 +12,9 @@ import (
 // takes everything after the first file as files. A flag's value goes
 // with it; `--` ends the flags, and what follows stays files, in order.
 func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) > 0 && args[len(args)-1] == completionFlag {
+		return args // asked what may come next: the words as typed
+	}
 	i := 1
 	for i < len(args) && strings.HasPrefix(args[i], "-") {
 		i++ // the app's own flags (--help, --version)

@@ -131,6 +131,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reportCommand(),
 			resolveCommand(),
 			fakeServerCommand(),
+			completionCommand(),
+			manCommand(),
 		},
+		EnableBashCompletion: true,
 	}
 }

@@ -151,7 +151,7 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		return err
 	}
 	start := report.Start{Host: sender.BaseURL(), App: appOf(sender.BaseURL()), Campaign: name,
-		Ledger: store.Path(), ToSend: prep.Plan.Total.Pending, Shared: shared != nil}
+		Ledger: store.Path(), ToSend: prep.Plan.Total.Pending, Shared: shared != nil, SharedNew: shared != nil && shared.New()}
 	if metrics != nil {
 		toSend := map[chatapi.Kind]int64{}
 		for _, k := range prep.Plan.Kinds {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,10 @@ type sharedWindows struct {
 	rdb    redis.UniversalClient
 	prefix string // of every key: the app's
 	epoch  string // of the windows this process joined (see epochCheck)
+	// born is when the windows were made (the epoch set): they know
+	// nothing of the calls made before, and no call is booked into a
+	// window that reaches back before it
+	born time.Time
 	// offset is the server's clock less ours, in µs, as the last call
 	// found it
 	offset atomic.Int64
@@ -55,21 +60,58 @@ func (s *sharedWindows) run(ctx context.Context, script *redis.Script, keys []st
 }
 
 // newSharedWindows keeps the windows of the app named by app in rdb, and
-// joins them: it reads the app's epoch, setting it first if there is none.
+// joins them: it reads the app's epoch, setting it first (and the time
+// the windows were born) if there is none. A Redis that may evict keys is
+// refused: it could drop a window and keep the epoch, and the runs would
+// pace against a window emptied under them.
 func newSharedWindows(ctx context.Context, rdb redis.UniversalClient, app string) (*sharedWindows, error) {
+	if err := checkEviction(ctx, rdb); err != nil {
+		return nil, err
+	}
 	var b [8]byte
 	rand.Read(b[:])
 	s := &sharedWindows{rdb: rdb, prefix: "imcast:" + app + ":"}
-	key := s.prefix + "epoch"
-	if err := rdb.SetNX(ctx, key, hex.EncodeToString(b[:]), 0).Err(); err != nil {
-		return nil, fmt.Errorf("shared quota (redis): %w", err)
+	res, err := joinScript.Run(ctx, rdb, []string{s.prefix + "epoch", s.prefix + "born"}, hex.EncodeToString(b[:])).Slice()
+	if err != nil || len(res) != 2 {
+		return nil, fmt.Errorf("shared quota (redis): joining the app's windows: %v", err)
 	}
-	epoch, err := rdb.Get(ctx, key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("shared quota (redis): %w", err)
-	}
-	s.epoch = epoch
+	s.epoch, _ = res[0].(string)
+	born, _ := res[1].(int64)
+	s.born = time.UnixMicro(born)
 	return s, nil
+}
+
+// joinScript reads the app's epoch (KEYS[1]), setting it to ARGV[1] if
+// there is none, and then the windows' birth (KEYS[2]) to the server's
+// now: the windows know nothing of the calls made before it. Returns
+// {epoch, born µs}.
+var joinScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  local tm = redis.call('TIME')
+  redis.call('SET', KEYS[2], tonumber(tm[1]) * 1000000 + tonumber(tm[2]))
+end
+return {redis.call('GET', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
+`)
+
+// checkEviction refuses a Redis that may evict keys: one with a memory
+// limit and a policy other than noeviction (INFO memory says; a server
+// that does not say is taken at its word).
+func checkEviction(ctx context.Context, rdb redis.UniversalClient) error {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return fmt.Errorf("shared quota (redis): %w", err)
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			fields[k] = v
+		}
+	}
+	policy, limit := fields["maxmemory_policy"], fields["maxmemory"]
+	if policy != "" && policy != "noeviction" && limit != "" && limit != "0" {
+		return fmt.Errorf("shared quota (redis): the server may evict keys (maxmemory-policy %s with maxmemory %s bytes): a window evicted would let the runs exceed the quota; give it maxmemory-policy noeviction, or no maxmemory", policy, limit)
+	}
+	return nil
 }
 
 // sharedLimit is one limit a call takes from: its window's key suffix,
@@ -160,7 +202,8 @@ end
 // window is lost. The endpoint's next moves on by the call's even spacing
 // under the spaced limits.
 //
-// KEYS: the endpoint's next key, the app's sequence key, then the windows.
+// KEYS: the endpoint's next key, the app's sequence key, the windows'
+// birth (no booking reaches back before it), then the windows.
 // ARGV: earliest µs, the call's recipients, then per window its limit,
 // base µs, amount, flags (1 spaced, 2 split) and first recipient counted.
 // Returns {at, now, seq, n}: µs of the server's clock, the booking's
@@ -169,12 +212,15 @@ var bookScript = redis.NewScript(epochCheck + widestMargin + members + `
 local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
 local carry = tonumber(ARGV[2])
 local seq = redis.call('INCR', KEYS[2])
+local born = tonumber(redis.call('GET', KEYS[3]) or '0')
 local w = {}
-for i = 1, #KEYS - 2 do
+for i = 1, #KEYS - 3 do
   local k = 2 + 5*(i-1)
   local flags = tonumber(ARGV[k + 4])
-  w[i] = {key = KEYS[i + 2], limit = tonumber(ARGV[k + 1]), span = tonumber(ARGV[k + 2]) + margin,
+  w[i] = {key = KEYS[i + 3], limit = tonumber(ARGV[k + 1]), span = tonumber(ARGV[k + 2]) + margin,
     amount = tonumber(ARGV[k + 3]), spaced = flags % 2 == 1, split = flags >= 2, from = tonumber(ARGV[k + 5])}
+  -- the calls made before the windows were born are unknown
+  at = math.max(at, born + w[i].span)
 end
 local function take(x) if x.split then return carry end return x.amount end
 for round = 1, 8 do
@@ -265,8 +311,11 @@ end
 if retry > 0 then return {retry, now} end
 for i = 1, #KEYS do
   local take = tonumber(ARGV[1 + 3*i])
+  local span = tonumber(ARGV[1 + 3*i - 1]) + margin
   each('ZREM', KEYS[i], nil, seq .. ':', take)
   each('ZADD', KEYS[i], now, 's' .. seq .. ':', take)
+  -- the set may have been emptied and made anew: it lasts as its events do
+  redis.call('PEXPIREAT', KEYS[i], math.floor((now + 2*span) / 1000) + 1000)
 end
 return {0, now}
 `)
@@ -334,7 +383,7 @@ func (s *sharedWindows) prefixed(keys []string, args []any, margin time.Duration
 // this host's clock, the booking's number, and how many of the
 // recipients it carries.
 func (s *sharedWindows) book(ctx context.Context, endpoint string, n int, limits []sharedLimit, margin time.Duration, earliest time.Time) (time.Time, int64, int, error) {
-	keys := append([]string{s.prefix + endpoint + ":next", s.prefix + "seq"}, s.keys(endpoint, limits)...)
+	keys := append([]string{s.prefix + endpoint + ":next", s.prefix + "seq", s.prefix + "born"}, s.keys(endpoint, limits)...)
 	var from int64
 	if !earliest.IsZero() {
 		from = earliest.UnixMicro() + s.offset.Load()
@@ -406,6 +455,12 @@ func (s *sharedWindows) cancel(ctx context.Context, endpoint string, seq int64, 
 
 // SharedQuota is an app's quota windows in Redis, for Config.Shared.
 type SharedQuota struct{ w *sharedWindows }
+
+// New reports whether the app's windows were made within the last
+// minute (by this run or another): their calls wait a window's length,
+// up to a minute, for the calls made before them, which they do not
+// know, to leave the window.
+func (q *SharedQuota) New() bool { return time.Since(q.w.born) < time.Minute+time.Second }
 
 // NewSharedQuota keeps the windows of app (its org and app, or its app
 // ID) in rdb, and joins them.

@@ -102,12 +102,121 @@ func TestSharedWindowsHoldAcrossProcesses(t *testing.T) {
 	t.Logf("redis real=%v: %d calls in %v (%.2f of the even pace)", srv.Real, len(stamps), took, (time.Duration(len(stamps)-1)*spacing).Seconds()/took.Seconds())
 }
 
+// forgetBirth drops the windows' birth, for a test of windows an hour
+// long: a booking into new windows waits until they reach back no
+// further than their birth (TestNewWindowsWaitAWindow).
+func forgetBirth(t *testing.T, sw *sharedWindows) {
+	t.Helper()
+	if err := sw.rdb.Del(context.Background(), sw.prefix+"born").Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNewWindowsWaitAWindow joins new windows: they know nothing of the
+// calls made before, so the first booking waits until its window reaches
+// back no further than their birth; a run joining them later finds the
+// same birth, and a booking once that is past goes at once.
+func TestNewWindowsWaitAWindow(t *testing.T) {
+	srv := redistest.Start(t)
+	first := sharedFor(t, srv)
+	ctx := context.Background()
+	limits := []sharedLimit{{name: "calls", limit: 10, base: 300 * time.Millisecond, amount: 1, spaced: true}}
+	at, _, _, err := first.book(ctx, "groups", 1, limits, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wait := at.Sub(first.born); wait < 299*time.Millisecond {
+		t.Errorf("first booking %v after the windows' birth, want a window's 300 ms", wait)
+	}
+	second := sharedFor(t, srv)
+	if !second.born.Equal(first.born) {
+		t.Errorf("a second run found the windows born at %v, the first at %v", second.born, first.born)
+	}
+	time.Sleep(time.Until(first.born.Add(400 * time.Millisecond)))
+	before := time.Now()
+	at, _, _, err = second.book(ctx, "groups", 1, limits, 0, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late := at.Sub(before); late > 100*time.Millisecond {
+		t.Errorf("a booking once the birth is a window past waits %v, want none", late)
+	}
+}
+
+// TestEvictingRedisIsRefused joins a Redis that may evict keys: refused,
+// naming its policy; with noeviction, joined.
+func TestEvictingRedisIsRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	if !srv.Real {
+		t.Log("miniredis has no memory policy: only the noeviction case runs")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	if srv.Real {
+		if err := rdb.ConfigSet(ctx, "maxmemory", "100mb").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newSharedWindows(ctx, rdb, "/o/a"); err == nil || !strings.Contains(err.Error(), "volatile-lru") {
+			t.Errorf("an evicting Redis joined: %v, want refused naming its policy", err)
+		}
+		if err := rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := newSharedWindows(ctx, rdb, "/o/a"); err != nil {
+		t.Errorf("a Redis that does not evict: %v", err)
+	}
+}
+
+// TestStampedWindowsExpire books and stamps calls into one chat room
+// each: every window key, a room's emptied and made anew by its one
+// call's stamp among them, expires; only the app's epoch, birth,
+// sequence and margin last.
+func TestStampedWindowsExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	sw := sharedFor(t, srv)
+	ctx := context.Background()
+	forgetBirth(t, sw)
+	for i := range 5 {
+		limits := []sharedLimit{
+			{name: "calls", limit: 100, base: time.Second, amount: 1, spaced: true},
+			{name: fmt.Sprint("room:r", i), global: true, limit: 20, base: time.Second, amount: 1},
+		}
+		at, seq, _, err := sw.book(ctx, "rooms", 1, limits, 0, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(at))
+		if ok, _, err := sw.stamp(ctx, "rooms", seq, limits, 0); err != nil || !ok {
+			t.Fatalf("stamp %d: %v %v", i, ok, err)
+		}
+	}
+	keys, err := sw.rdb.Keys(ctx, sw.prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		ttl, err := sw.rdb.PTTL(ctx, k).Result()
+		switch lasting := slices.Contains([]string{"epoch", "born", "seq", "margin"}, strings.TrimPrefix(k, sw.prefix)); {
+		case err != nil:
+			t.Fatal(err)
+		case !lasting && ttl <= 0:
+			t.Errorf("%s never expires (%v)", k, ttl)
+		}
+	}
+}
+
 // TestSharedCancelGivesTheSlotBack checks that a cancelled booking no
 // longer counts, and that a stamp with no room says when to try again.
 func TestSharedCancelGivesTheSlotBack(t *testing.T) {
 	srv := redistest.Start(t)
 	sw := sharedFor(t, srv)
 	ctx := context.Background()
+	forgetBirth(t, sw) // an hour's window would first wait out its birth
 	limits := []sharedLimit{{name: "calls", limit: 1, base: time.Hour, amount: 1}}
 	first, one, _, err := sw.book(ctx, "groups", 1, limits, 0, time.Time{})
 	if err != nil {

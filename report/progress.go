@@ -35,8 +35,11 @@ type Start struct {
 	Campaign string `json:"campaign"`
 	Ledger   string `json:"ledger"`
 	ToSend   int64  `json:"to_send"`
-	Shared   bool   `json:"shared_quota"`      // through Redis
-	Metrics  string `json:"metrics,omitempty"` // the URL of the run's metrics
+	Shared   bool   `json:"shared_quota"` // through Redis
+	// SharedNew: the shared windows are new (Redis restarted, flushed, or
+	// first used): calls wait a window's length for those made before
+	SharedNew bool   `json:"shared_windows_new,omitempty"`
+	Metrics   string `json:"metrics,omitempty"` // the URL of the run's metrics
 }
 
 // WriteStart prints the start line (or event) of a run on w.
@@ -51,6 +54,9 @@ func WriteStart(w io.Writer, mode Mode, s Start) {
 		extra := ""
 		if s.Shared {
 			extra += ", quotas shared through Redis"
+		}
+		if s.SharedNew {
+			extra += " (its windows are new, so calls first wait a window's length, up to a minute, for the calls made before to leave it)"
 		}
 		if s.Metrics != "" {
 			extra += ", metrics at " + s.Metrics
