@@ -34,7 +34,7 @@ func TestReadmeSampleRun(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, stdout)
 	}
 	fields := strings.Fields(strings.Split(strings.TrimSpace(stdout), "\n")[1])
-	if want := []string{"mixed", "10", "10", "0", "0", "0"}; strings.Join(fields, " ") != strings.Join(want, " ") {
+	if want := []string{"mixed", "10", "10", "0", "0", "0", "0"}; strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Errorf("status row: got %v, want %v", fields, want)
 	}
 }

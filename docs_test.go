@@ -19,7 +19,7 @@ func TestCompletionInBash(t *testing.T) {
 	script := `source <("$IMCAST" completion bash)
 imcast() { "$IMCAST" "$@"; }
 COMP_WORDS=(imcast re); COMP_CWORD=1; _imcast_complete; echo "${COMPREPLY[*]}"
-COMP_WORDS=(imcast run --que); COMP_CWORD=2; _imcast_complete; echo "${COMPREPLY[*]}"`
+COMP_WORDS=(imcast run --qu); COMP_CWORD=2; _imcast_complete; echo "${COMPREPLY[*]}"`
 	cmd := exec.Command(bash, "-c", script)
 	cmd.Env = append(os.Environ(), "IMCAST="+bin)
 	out, err := cmd.CombinedOutput()
