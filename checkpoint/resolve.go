@@ -75,16 +75,3 @@ func (c *Campaign) Resolve(as State, match func(Delivery) bool, at time.Time) (i
 	})
 	return n, err
 }
-
-// ResolvedCount is how many of the campaign's deliveries the operator
-// settled (see Resolve) and no run has sent since.
-func (c *Campaign) ResolvedCount() (int64, error) {
-	var n int64
-	err := c.EachDelivery(func(d Delivery) error {
-		if d.Resolved() {
-			n++
-		}
-		return nil
-	})
-	return n, err
-}

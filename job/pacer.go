@@ -339,18 +339,8 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 	}
 	b := booking{id: bookingIDs.Add(1), at: t, n: n}
 	p.calls.trim(t)
-	p.calls.insert(stamp{at: t, n: 1, id: b.id, booked: true})
-	spacing := p.spacing(p.calls, 1)
-	if p.messages.limit > 0 {
-		p.messages.trim(t)
-		p.messages.insert(stamp{at: t, n: n, id: b.id, booked: true})
-		spacing = max(spacing, p.spacing(p.messages, n))
-	}
-	if p.rooms != nil {
-		b.rooms = slices.Clone(rooms(n))
-		p.rooms.add(t, b.rooms, b.id)
-	}
-	p.next = t.Add(spacing)
+	p.messages.trim(t)
+	p.hold(&b, rooms)
 	if p.shared == nil {
 		return b, nil
 	}
@@ -365,20 +355,26 @@ func (p *pacer) book(now time.Time, size int, split bool, rooms func(n int) []st
 		// one's later, or smaller
 		p.release(b)
 		b.at, b.n = at, n
-		p.calls.insert(stamp{at: at, n: 1, id: b.id, booked: true})
-		if p.messages.limit > 0 {
-			p.messages.insert(stamp{at: at, n: n, id: b.id, booked: true})
-		}
-		if p.rooms != nil {
-			b.rooms = slices.Clone(rooms(n))
-			p.rooms.add(at, b.rooms, b.id)
-		}
-		if p.messages.limit > 0 {
-			spacing = max(p.spacing(p.calls, 1), p.spacing(p.messages, n))
-		}
-		p.next = at.Add(spacing)
+		p.hold(&b, rooms)
 	}
 	return b, nil
+}
+
+// hold holds b's events in the windows at its time, its chat rooms those
+// of its first b.n recipients, and spaces the next booking after it;
+// p.mu is held.
+func (p *pacer) hold(b *booking, rooms func(n int) []string) {
+	p.calls.insert(stamp{at: b.at, n: 1, id: b.id, booked: true})
+	spacing := p.spacing(p.calls, 1)
+	if p.messages.limit > 0 {
+		p.messages.insert(stamp{at: b.at, n: b.n, id: b.id, booked: true})
+		spacing = max(spacing, p.spacing(p.messages, b.n))
+	}
+	if p.rooms != nil {
+		b.rooms = slices.Clone(rooms(b.n))
+		p.rooms.add(b.at, b.rooms, b.id)
+	}
+	p.next = b.at.Add(spacing)
 }
 
 // sharedLimits are the limits booking b takes from in the shared windows:

@@ -36,7 +36,18 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 	var out []CampaignStatus
 	for _, name := range names {
 		c := store.Campaign(name)
-		d, err := c.Load()
+		// one look at each delivery's latest record: its state, and
+		// whether the operator settled it
+		var count [checkpoint.Uncertain + 1]int64
+		var held, resolved int64
+		err := c.EachDelivery(func(d checkpoint.Delivery) error {
+			count[d.State]++
+			held++
+			if d.Resolved() {
+				resolved++
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("campaign %s: %w", name, err)
 		}
@@ -46,14 +57,11 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		}
 		// the plan counts the files' deliveries; the ledger may hold more
 		// (an earlier version of the files, a report fed back)
-		planned = max(planned, int64(d.Len()))
-		s := CampaignStatus{Campaign: name, Planned: planned,
-			Sent: d.Count(checkpoint.Sent), Failed: d.Count(checkpoint.Failed), Uncertain: d.Count(checkpoint.Uncertain)}
+		planned = max(planned, held)
+		s := CampaignStatus{Campaign: name, Planned: planned, Resolved: resolved,
+			Sent: count[checkpoint.Sent], Failed: count[checkpoint.Failed], Uncertain: count[checkpoint.Uncertain]}
 		// never tried, plus refused and waiting for another call
-		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-d.Count(checkpoint.Pending)) + d.Count(checkpoint.Pending)
-		if s.Resolved, err = c.ResolvedCount(); err != nil {
-			return nil, fmt.Errorf("campaign %s: %w", name, err)
-		}
+		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-count[checkpoint.Pending]) + count[checkpoint.Pending]
 		out = append(out, s)
 	}
 	return out, nil
