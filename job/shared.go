@@ -97,7 +97,10 @@ return {redis.call('GET', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0')}
 // limit and a policy other than noeviction (INFO memory says; a server
 // that does not say is taken at its word).
 func checkEviction(ctx context.Context, rdb redis.UniversalClient) error {
-	info, err := rdb.Info(ctx, "memory").Result()
+	// plain INFO, not INFO memory: a real server's default sections hold
+	// memory's, and miniredis (the fallback on hosts without redis-server)
+	// refuses a section it does not keep
+	info, err := rdb.Info(ctx).Result()
 	if err != nil {
 		return fmt.Errorf("shared quota (redis): %w", err)
 	}
