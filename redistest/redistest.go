@@ -1,7 +1,9 @@
 // Package redistest starts a Redis server for tests: Debian's redis-server
 // on a loopback port in a temporary folder when it is installed (CI always
 // installs it), else github.com/alicebob/miniredis in process, which
-// speaks the protocol and runs Lua. Tests say which one they used.
+// speaks the protocol and runs Lua (or when IMCAST_TEST_REDIS=miniredis, to
+// try on a host that has redis-server what a host without it runs). Tests
+// say which one they used.
 package redistest
 
 import (
@@ -62,9 +64,9 @@ func (s *Server) Restart() {
 // Start starts a server stopped when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil || os.Getenv("IMCAST_TEST_REDIS") == "miniredis" {
 		m := miniredis.RunT(t)
-		t.Logf("redis: miniredis in process at %s (no redis-server installed)", m.Addr())
+		t.Logf("redis: miniredis in process at %s (no redis-server installed, or IMCAST_TEST_REDIS=miniredis)", m.Addr())
 		return &Server{Addr: m.Addr(), mini: m, t: t}
 	}
 	dir := t.TempDir()
