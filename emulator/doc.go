@@ -36,6 +36,13 @@
 // with GET /chatfiles/{uuid}), each with its call quota; IssuedTokens and
 // Uploads list them for tests. Faults apply to message calls only.
 //
+// It recalls sent messages (POST /messages/msg_recall and
+// /messages/batch_recall, at most 30 a call, 100 calls/s each): every
+// message ID it issued is kept with its recipient, chat type and time, a
+// message is recalled at most once, within Config.RecallWindow of its
+// sending unless forced, never a cmd message; Stats counts the recalls and
+// the repeats. The faults of message calls apply to recall calls too.
+//
 // It does not check that a message body's url points to an upload, and does
 // not model user or group existence (except the legacy 404 for
 // Config.UnknownIDs), thumbnails, push, roaming or message history. It

@@ -15,6 +15,7 @@ type endpoint struct {
 	maxUsers int    // IDs per call in users (directed kinds)
 	directed bool   // to holds one group or room; users the members
 	legacy   bool   // seed 000: target_type, target, msg
+	recall   bool   // a recall endpoint: maxTo caps its msgs
 	quotas   []*quota
 }
 
@@ -37,7 +38,8 @@ const (
 	unitMessages = "messages"
 )
 
-// newEndpoints builds the endpoints with their quotas scaled by scale.
+// newEndpoints builds the endpoints, the recall ones too, with their
+// quotas scaled by scale.
 func newEndpoints(scale float64) []*endpoint {
 	q := func(unit string, def int, span time.Duration, status int) *quota {
 		return newQuota(unit, def, span, status, scale)
@@ -61,6 +63,10 @@ func newEndpoints(scale float64) []*endpoint {
 			quotas: []*quota{q(unitCalls, 100, s, reach), q(unitMessages, 100, s, reach)}},
 		{kind: KindLegacy, path: "/messages", legacy: true,
 			quotas: []*quota{q(unitCalls, 30, s, throttle)}},
+		{kind: KindRecall, path: "/messages/msg_recall", maxTo: 1, recall: true,
+			quotas: []*quota{q(unitCalls, 100, s, tooMany)}},
+		{kind: KindBatchRecall, path: "/messages/batch_recall", maxTo: maxBatchRecall, recall: true,
+			quotas: []*quota{q(unitCalls, 100, s, tooMany)}},
 	}
 }
 

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -68,6 +69,12 @@ type Config struct {
 	// KeepIDs makes the server remember every message ID it issues to each
 	// recipient, for IDs. It costs memory per delivery.
 	KeepIDs bool
+
+	// RecallWindow is how long after its sending a message may be
+	// recalled without force; 0 means the default, 2 minutes. NoRecall
+	// answers every recall 403 forbidden_op, the service unopened.
+	RecallWindow time.Duration
+	NoRecall     bool
 }
 
 // Server emulates the message-send API. It implements http.Handler and is
@@ -83,6 +90,8 @@ type Server struct {
 	limits       map[string]KindLimits
 	keepIDs      bool
 	trapURL      string // set by Listen before serving; "" without a trap
+	recallWindow time.Duration
+	noRecall     bool
 
 	mu       sync.Mutex // guards everything below, and the endpoints' windows
 	faults   Faults
@@ -92,6 +101,7 @@ type Server struct {
 	receipts map[deliveryKey]receipt
 	more     map[deliveryKey][]uint32 // distinct messages after the first
 	ids      map[deliveryKey][]string // message IDs issued, with Config.KeepIDs
+	sent     map[uint64]sentMessage   // every message ID issued, to recall it
 	trapped  []TrapRequest            // what the trap received
 	rooms    map[string]*window
 	stats    Stats // Kinds and Limits are filled in by Stats
@@ -145,6 +155,9 @@ func New(cfg Config) *Server {
 		receipts:     map[deliveryKey]receipt{},
 		more:         map[deliveryKey][]uint32{},
 		ids:          map[deliveryKey][]string{},
+		sent:         map[uint64]sentMessage{},
+		recallWindow: cmp.Or(cfg.RecallWindow, defaultRecallWindow),
+		noRecall:     cfg.NoRecall,
 		rooms:        map[string]*window{},
 		kinds:        map[string]*KindStats{},
 		stats:        Stats{Responses: map[int]int{}, Faults: map[string]int{}},
@@ -399,9 +412,12 @@ func (s *Server) admitCall(w http.ResponseWriter, r *http.Request, ep *endpoint,
 	}
 	var req *request
 	var e *apiError
-	if ep.legacy {
+	switch {
+	case ep.legacy:
 		req, e = parseLegacy(raw)
-	} else {
+	case ep.recall:
+		req, e = parseRecall(ep, raw)
+	default:
 		req, e = parseSend(ep, raw)
 	}
 	if e != nil {
@@ -495,6 +511,9 @@ func (s *Server) decide(ep *endpoint, req *request, b base, origin, path string)
 
 	ep.charge(now, n)
 	s.kinds[ep.kind].admitted(ep, now, n)
+	if ep.recall {
+		return s.recall(ep, req, fault, now, b, origin)
+	}
 	var skip map[string]bool
 	if fault == FaultPartialDeliver && !ep.directed {
 		skip = s.undelivered(req.to)
@@ -646,6 +665,7 @@ func (s *Server) deliver(ep *endpoint, req *request, now time.Time, skip map[str
 		if !ep.legacy {
 			s.lastID++
 			id = strconv.FormatUint(s.lastID, 10)
+			s.remember(ep, s.lastID, to, req.cmd, now)
 		}
 		data[to] = id
 		if !ep.directed {

@@ -24,6 +24,8 @@ type Stats struct {
 	Uploads          int `json:"uploads"`           // files stored by POST /chatfiles (answered 200)
 	DuplicateUploads int `json:"duplicate_uploads"` // uploads of content that an earlier upload stored already
 	TrapRequests     int `json:"trap_requests"`     // requests received by the trap (see Running.TrapURL)
+	Recalled         int `json:"recalled"`          // messages recalled (each message at most once)
+	RecallRepeats    int `json:"recall_repeats"`    // recalls of a message already recalled (answered not_found msg)
 }
 
 // KindStats counts the calls of one endpoint kind.

@@ -26,10 +26,12 @@ const maxCustomExts = 16
 
 // request is a validated message call.
 type request struct {
-	to     []string // to (newer API) or target (legacy)
-	users  []string // directed kinds: the members
-	scope  string   // directed kinds: to[0]; legacy: target_type
-	digest [sha256.Size]byte
+	to      []string // to (newer API) or target (legacy)
+	users   []string // directed kinds: the members
+	scope   string   // directed kinds: to[0]; legacy: target_type
+	digest  [sha256.Size]byte
+	cmd     bool         // a cmd message, which cannot be recalled
+	recalls []recallItem // recall endpoints: the messages named
 }
 
 // recipients lists who gets the message, all within r.scope.
@@ -128,7 +130,7 @@ func parseSend(ep *endpoint, raw []byte) (*request, *apiError) {
 		return nil, errInvalidBody()
 	}
 
-	r := &request{to: to, digest: digest(raw, "to", "users")}
+	r := &request{to: to, digest: digest(raw, "to", "users"), cmd: typ == "cmd"}
 	if ep.directed {
 		r.users, r.scope = users, to[0]
 	}
