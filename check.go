@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
@@ -18,7 +19,7 @@ type checkOpts struct {
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "check the connection: fetch the app token and print the base URL and the quotas in force; sends no message",
+		Usage: "check the connection: fetch the app token (with client credentials), make one harmless authenticated call (a recall naming no message), and print the base URL and the quotas in force; sends no message, exits 1 if the host, the app or the token is wrong",
 		Flags: append(connectionFlags(), quotaFlags()...),
 		Action: func(c *cli.Context) error {
 			return check(c.Context, checkOpts{Conn: connOptionsFrom(c), Quotas: quotaOptionsFrom(c)}, c.App.Writer, c.App.ErrWriter)
@@ -26,8 +27,9 @@ func checkCommand() *cli.Command {
 	}
 }
 
-// check fetches the app token (if it is fetched) and prints where the run
-// would go and under which quotas.
+// check fetches the app token (if it is fetched), has the host accept it
+// in a call that changes nothing, and prints where the run would go and
+// under which quotas.
 func check(ctx context.Context, o checkOpts, stdout, _ io.Writer) error {
 	quotas, err := o.Quotas.quotas()
 	if err != nil {
@@ -42,5 +44,9 @@ func check(ctx context.Context, o checkOpts, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return report.WriteCheck(stdout, report.Check{BaseURL: client.BaseURL(), Fetched: fetched, Token: info, Quotas: quotas})
+	recall, err := client.Probe(ctx)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", client.BaseURL(), err)
+	}
+	return report.WriteCheck(stdout, report.Check{BaseURL: client.BaseURL(), Fetched: fetched, Token: info, Recall: recall, Quotas: quotas})
 }

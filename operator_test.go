@@ -82,3 +82,37 @@ func TestRunJSONEventsHaveTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckMakesAnAuthenticatedCall runs check with a given token: it
+// exits 0 only when the host accepts the app and the token in a call that
+// changes nothing, and 1 naming the cause against a dead host, a wrong
+// token or an app the host does not know.
+func TestCheckMakesAnAuthenticatedCall(t *testing.T) {
+	srv := startFake(t, emulator.Config{Token: "right-token", Apps: []string{"o/a"}})
+	closed := startFake(t, emulator.Config{Token: "right-token", NoRecall: true})
+	cases := []struct {
+		name, host, app, token string
+		code                   int
+		want                   string
+	}{
+		{"good", srv.URL, "a", "right-token", exitOK, "accepted the app and the token"},
+		{"recall unopened", closed.URL, "a", "right-token", exitOK, "recall service is not enabled"},
+		{"wrong token", srv.URL, "a", "wrong-token", exitFatal, "refused the credentials"},
+		{"unknown app", srv.URL, "b", "right-token", exitFatal, "does not know the app"},
+		{"dead host", "http://127.0.0.1:1", "a", "right-token", exitFatal, "connect"},
+	}
+	for _, c := range cases {
+		t.Setenv("EASEMOB_TOKEN", c.token)
+		code, stdout, stderr := runCLI(t, "check", "--host", c.host, "--org", "o", "--app", c.app)
+		if code != c.code || !strings.Contains(stdout+stderr, c.want) {
+			t.Errorf("%s: exit %d, want %d saying %q\n%s%s", c.name, code, c.code, c.want, stdout, stderr)
+		}
+		if strings.Contains(stdout+stderr, c.token) {
+			t.Errorf("%s: the token was printed", c.name)
+		}
+	}
+	st := srv.Stats()
+	if st.Delivered != 0 || st.Recalled != 0 {
+		t.Errorf("check delivered %d and recalled %d, want nothing", st.Delivered, st.Recalled)
+	}
+}

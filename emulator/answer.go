@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // errorBody is the JSON of every failed call.
@@ -91,6 +92,12 @@ func errInternal() *apiError {
 
 func errNotFound(desc string) *apiError {
 	return &apiError{http.StatusNotFound, errorBody{Error: "service_resource_not_found", Exception: "ResourceNotFoundException", Description: desc}}
+}
+
+// errNoApp answers a call to an app the server does not serve.
+func errNoApp(b base) *apiError {
+	return &apiError{http.StatusNotFound, errorBody{Error: "organization_application_not_found", Exception: "ApplicationNotFoundException",
+		Description: "Could not find application for " + strings.TrimPrefix(b.prefix, "/") + " from URI: " + b.prefix}}
 }
 
 func errMethod(method string) *apiError {

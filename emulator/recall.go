@@ -168,9 +168,6 @@ func (s *Server) recallOne(it recallItem, now time.Time) recallResult {
 	if it.problem != "" {
 		return no(http.StatusBadRequest, it.problem)
 	}
-	if s.noRecall {
-		return no(http.StatusForbidden, reasonUnopened)
-	}
 	id, err := strconv.ParseUint(it.msgID, 10, 64)
 	m, ok := s.sent[id]
 	switch {

@@ -75,6 +75,11 @@ type Config struct {
 	// answers every recall 403 forbidden_op, the service unopened.
 	RecallWindow time.Duration
 	NoRecall     bool
+
+	// Apps, when set, are the only apps served, each "org/app" or
+	// "app-id/ID"; a call to another answers 404
+	// organization_application_not_found. Empty serves any app.
+	Apps []string
 }
 
 // Server emulates the message-send API. It implements http.Handler and is
@@ -92,6 +97,7 @@ type Server struct {
 	trapURL      string // set by Listen before serving; "" without a trap
 	recallWindow time.Duration
 	noRecall     bool
+	apps         map[string]bool // Config.Apps; nil serves any
 
 	mu       sync.Mutex // guards everything below, and the endpoints' windows
 	faults   Faults
@@ -179,6 +185,12 @@ func New(cfg Config) *Server {
 	}
 	s.limits[KindToken] = KindLimits{Quotas: []Quota{s.tokenQuota.Quota}}
 	s.limits[KindUpload] = KindLimits{Quotas: []Quota{s.uploadQuota.Quota}}
+	for _, app := range cfg.Apps {
+		if s.apps == nil {
+			s.apps = map[string]bool{}
+		}
+		s.apps["/"+strings.Trim(app, "/")] = true
+	}
 	for _, id := range cfg.UnknownIDs {
 		s.unknown[id] = true
 	}
@@ -288,6 +300,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, rest, ok := splitBase(r.URL.Path)
 	if !ok {
 		s.fail(w, nil, errNotFound("Service resource not found"))
+		return
+	}
+	if s.apps != nil && !s.apps[b.prefix] {
+		s.fail(w, nil, errNoApp(b))
 		return
 	}
 	if id, ok := strings.CutPrefix(rest, "/chatfiles/"); ok && id != "" && !strings.Contains(id, "/") {
@@ -405,6 +421,9 @@ func (s *Server) latency(ep *endpoint) time.Duration {
 func (s *Server) admitCall(w http.ResponseWriter, r *http.Request, ep *endpoint, b base) outcome {
 	if e := s.authorize(r); e != nil {
 		return s.refuse(e)
+	}
+	if ep.recall && s.noRecall {
+		return s.refuse(errRecall(http.StatusForbidden, reasonUnopened))
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
