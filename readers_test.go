@@ -3,13 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"imcast/checkpoint"
+	"imcast/emulator"
+	"imcast/report"
 )
 
 // TestReadCommandsNeedALedger runs status and report on a --state that
@@ -44,5 +48,60 @@ func TestLockedLedgerNamesItsHolder(t *testing.T) {
 		if code != exitFatal || !strings.Contains(errs.String(), "in use") || !strings.Contains(errs.String(), fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(errs.String(), "since") {
 			t.Errorf("%s on a held ledger: exit %d, %q; want 1 naming the holder's pid and since when", cmd, code, errs.String())
 		}
+	}
+}
+
+// TestStatusShowsARunningRun runs status while a run (another process)
+// holds the ledger: it names the run and prints the counts the run shares
+// beside the ledger, kind by kind, as a table and as JSON; report says to
+// use status; once the run is over, its shared counts are gone.
+func TestStatusShowsARunningRun(t *testing.T) {
+	dir := t.TempDir()
+	var rows strings.Builder
+	for i := range 600 {
+		fmt.Fprintf(&rows, `{"kind":"groups","to":"g%04d","msg":"hi"}`+"\n", i)
+	}
+	campaign, state := filepath.Join(dir, "c.jsonl"), filepath.Join(dir, "l.db")
+	if err := os.WriteFile(campaign, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startFake(t, emulator.Config{QuotaScale: 5, Faults: emulator.Faults{Latency: 10 * time.Millisecond}})
+	cmd := startRun(t, srv, state, campaign)
+	for deadline := time.Now().Add(time.Minute); srv.Stats().Delivered < 30; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the run delivered nothing in a minute")
+		}
+	}
+	code, stdout, stderr := runCLI(t, "status", "--state", state)
+	pid := fmt.Sprintf("pid %d", cmd.Process.Pid)
+	if code != exitOK || !strings.Contains(stdout, "in use") || !strings.Contains(stdout, pid) || !strings.Contains(stdout, "groups") || !strings.Contains(stdout, "600") {
+		t.Errorf("status during the run: exit %d, want 0 naming %s and the run's groups counts\n%s%s", code, pid, stdout, stderr)
+	}
+	// the run shares its counts every second: wait for some sent
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		code, stdout, _ = runCLI(t, "status", "--state", state, "--json")
+		var live struct{ Live report.Live }
+		err := json.Unmarshal([]byte(stdout), &live)
+		if code != exitOK || err != nil || len(live.Live.Kinds) != 1 || live.Live.Kinds[0].ToSend != 600 || live.Live.PID != cmd.Process.Pid {
+			t.Fatalf("status --json during the run: exit %d %v, %q", code, err, stdout)
+		}
+		if k := live.Live.Kinds[0]; k.Sent > 0 && k.Left == k.ToSend-k.Sent-k.Failed-k.Uncertain {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the run's shared counts never showed a delivery sent: %s", stdout)
+		}
+	}
+	if code, _, stderr := runCLI(t, "report", "--state", state); code != exitFatal || !strings.Contains(stderr, "imcast status --state") {
+		t.Errorf("report during the run: exit %d %q, want 1 pointing to status", code, stderr)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, cmd.Stdout)
+	}
+	if _, err := os.Stat(report.LivePath(state)); !os.IsNotExist(err) {
+		t.Errorf("the run's shared counts outlived it: %v", err)
+	}
+	if code, stdout, _ := runCLI(t, "status", "--state", state); code != exitOK || !strings.Contains(stdout, "600") || strings.Contains(stdout, "in use") {
+		t.Errorf("status after the run: exit %d\n%s", code, stdout)
 	}
 }

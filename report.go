@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -55,6 +57,9 @@ func writeReport(_ context.Context, o reportOpts, stdout, _ io.Writer) error {
 		}
 	}
 	store, err := readLedger(o.State)
+	if errors.Is(err, checkpoint.ErrLocked) {
+		return fmt.Errorf("%w; imcast status --state %s shows the run's counts while it runs", err, o.State)
+	}
 	if err != nil {
 		return err
 	}

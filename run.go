@@ -161,6 +161,8 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 		start.Metrics = metricsURL
 	}
 	report.WriteStart(progressOut, mode, start)
+	stopLive := report.KeepLive(store.Path(), name, progress, prep.Plan.Kinds, time.Second)
+	defer stopLive()
 	stopWatch := report.Watch(progressOut, report.Watching{Mode: mode, Progress: progress, Total: prep.Plan.Total.Pending,
 		Estimate: prep.Plan.Total.Estimate, Every: 10 * time.Second})
 	res, err := prep.Send(ctx)

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"imcast/checkpoint"
 	"imcast/report"
 )
 
@@ -18,7 +22,7 @@ type statusOpts struct {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "count each campaign's deliveries in the ledger: sent, failed, uncertain, pending",
+		Usage: "count each campaign's deliveries in the ledger: sent, failed, uncertain, pending; while a run holds the ledger, the run's own counts, which it shares beside it",
 		Flags: []cli.Flag{stateFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
 		Action: func(c *cli.Context) error {
 			return status(c.Context, statusOpts{State: c.String("state"), JSON: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
@@ -26,9 +30,21 @@ func statusCommand() *cli.Command {
 	}
 }
 
-// status prints each campaign's counts of deliveries by state.
+// status prints each campaign's counts of deliveries by state, or, while
+// a run holds the ledger, names the run and prints the counts it shares.
 func status(_ context.Context, o statusOpts, stdout, _ io.Writer) error {
 	store, err := readLedger(o.State)
+	if errors.Is(err, checkpoint.ErrLocked) {
+		// the run holding it shares its own counts beside it
+		live, lerr := report.ReadLive(o.State)
+		if lerr != nil {
+			return err
+		}
+		if !o.JSON {
+			fmt.Fprintf(stdout, "%s\n", err)
+		}
+		return report.WriteLive(stdout, live, time.Now(), o.JSON)
+	}
 	if err != nil {
 		return err
 	}
