@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
@@ -112,4 +113,47 @@ func readLedger(path string) (*checkpoint.Store, error) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// guardOptions are the guards of a run (SPEC.md, "Guards for large
+// campaigns").
+type guardOptions struct {
+	Canary           int64
+	MaxFailureRate   float64
+	Window, Timezone string
+}
+
+func guardOptionsFrom(c *cli.Context) guardOptions {
+	return guardOptions{Canary: c.Int64("canary"), MaxFailureRate: c.Float64("max-failure-rate"),
+		Window: c.String("window"), Timezone: c.String("timezone")}
+}
+
+// check refuses guards out of range.
+func (g guardOptions) check() error {
+	if g.Canary < 0 {
+		return fmt.Errorf("--canary %d: want a number of deliveries above 0", g.Canary)
+	}
+	if !(g.MaxFailureRate > 0 && g.MaxFailureRate <= 1) {
+		return fmt.Errorf("--max-failure-rate %v: want a fraction above 0, at most 1 (1: never stop)", g.MaxFailureRate)
+	}
+	return nil
+}
+
+// window parses --window in --timezone; the zero Window without one.
+func (g guardOptions) window() (planner.Window, error) {
+	if g.Window == "" {
+		if g.Timezone != "" {
+			return planner.Window{}, fmt.Errorf("--timezone %s without --window: it is the window's time zone", g.Timezone)
+		}
+		return planner.Window{}, nil
+	}
+	return planner.ParseWindow(g.Window, g.Timezone)
+}
+
+func windowFlag() cli.Flag {
+	return &cli.StringFlag{Name: "window", Usage: "send only inside the daily window `HH:MM-HH:MM` (it may wrap midnight: 22:00-06:00); started outside it, wait for it; at its close stop with exit 4"}
+}
+
+func timezoneFlag() cli.Flag {
+	return &cli.StringFlag{Name: "timezone", Usage: "the IANA time `ZONE` of --window, such as Europe/Paris (default: the machine's)"}
 }

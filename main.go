@@ -28,6 +28,7 @@ const (
 	exitFatal       = 1
 	exitInvalid     = 2
 	exitIncomplete  = 3
+	exitStopped     = 4
 	exitInterrupted = 130
 )
 
@@ -87,6 +88,8 @@ func exitCode(err error) int {
 		return exitInterrupted
 	case errors.Is(err, errIncomplete):
 		return exitIncomplete
+	case errors.Is(err, job.ErrStopped):
+		return exitStopped
 	}
 	return exitFatal
 }

@@ -6,12 +6,15 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
+
+	"imcast/planner"
 )
 
 // planOpts are the options of imcast plan.
 type planOpts struct {
 	Campaign campaignOptions
 	JSON     bool
+	Window   guardOptions // --window and --timezone: how many windows the campaign needs
 }
 
 func planCommand() *cli.Command {
@@ -30,15 +33,20 @@ Examples:
 Exit codes: 0 valid; 2 invalid (every problem listed); 1 another error.`,
 		Flags: append(campaignFlags(),
 			&cli.BoolFlag{Name: "json", Usage: "print the plan as JSON"},
+			windowFlag(), timezoneFlag(),
 		),
 		Action: func(c *cli.Context) error {
-			return plan(c.Context, planOpts{Campaign: campaignOptionsFrom(c), JSON: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
+			return plan(c.Context, planOpts{Campaign: campaignOptionsFrom(c), JSON: c.Bool("json"), Window: guardOptionsFrom(c)}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
 }
 
 // plan reads and validates the campaign and prints its plan.
 func plan(ctx context.Context, o planOpts, stdout, _ io.Writer) error {
+	window, err := o.Window.window()
+	if err != nil {
+		return err
+	}
 	camp, quotas, err := o.Campaign.open()
 	if err != nil {
 		return err
@@ -46,6 +54,9 @@ func plan(ctx context.Context, o planOpts, stdout, _ io.Writer) error {
 	p, err := camp.Plan(ctx, quotas)
 	if err != nil {
 		return err
+	}
+	if !window.IsZero() {
+		p.Window = &planner.WindowPlan{Window: window.String(), Hours: window.Length().Hours(), Needed: window.Needed(p.Total.Estimate)}
 	}
 	if o.JSON {
 		enc := json.NewEncoder(stdout)

@@ -30,6 +30,7 @@ type runOpts struct {
 	JSON, Quiet     bool
 	Redis           string // a redis:// URL the app's quotas are shared through; "": none
 	MetricsAddr     string // where to serve Prometheus metrics; "": nowhere
+	Guards          guardOptions
 }
 
 func runCommand() *cli.Command {
@@ -50,7 +51,12 @@ Examples:
 
 Exit codes: 0 every delivery sent; 1 a fatal error (configuration, credentials, I/O, ledger in
 use, Redis gone); 2 invalid campaign, nothing sent; 3 finished, some deliveries failed or are
-uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to go on.`,
+uncertain (imcast report --only failed,uncertain); 4 stopped on purpose (the canary sent, the
+send window closed): run again to go on; 130 interrupted: run again to go on.
+
+Guards: --canary 20 sends 20 deliveries and stops (exit 4), to check them before the rest;
+--max-failure-rate stops a run whose deliveries fail (exit 1); --window 09:00-18:00 --timezone
+Europe/Paris sends only inside the window, waiting for it to open and stopping at its close.`,
 		Flags: append(append(campaignFlags(), connectionFlags()...),
 			&cli.StringFlag{Name: "campaign", Usage: "ledger `NAME` of the campaign (default: the first file's base name)"},
 			stateFlag(),
@@ -65,6 +71,9 @@ uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 			&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"IMCAST_METRICS_ADDR"}, Usage: "serve Prometheus metrics of the run at http://`ADDRESS`/metrics (host:port; port 0 picks one, named in the start line)"},
+			&cli.Int64Flag{Name: "canary", Usage: "send `N` deliveries (the first in plan order), then stop with exit 4; the next run without --canary sends the rest"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: 0.2, Usage: "stop (exit 1) when more than this `FRACTION` of the last 200 answered deliveries failed or are uncertain (1: never)"},
+			windowFlag(), timezoneFlag(),
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host; a URL with a password belongs in IMCAST_REDIS, which other users cannot read"},
 		),
 		Action: func(c *cli.Context) error {
@@ -80,6 +89,7 @@ uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to
 				Quiet:           c.Bool("quiet"),
 				Redis:           c.String("redis"),
 				MetricsAddr:     c.String("metrics-addr"),
+				Guards:          guardOptionsFrom(c),
 			}, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -88,6 +98,13 @@ uncertain (imcast report --only failed,uncertain); 130 interrupted: run again to
 // runCampaign sends what the ledger has not recorded as sent, showing its
 // progress on stderr (stdout with JSON) and its summary on stdout.
 func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error {
+	window, err := o.Guards.window()
+	if err != nil {
+		return err
+	}
+	if err := o.Guards.check(); err != nil {
+		return err
+	}
 	store, err := openLedger(o.State)
 	if err != nil {
 		return err
@@ -135,17 +152,23 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	}
 	prep, err := job.PrepareCampaign(ctx, camp, store, sender, job.CampaignConfig{
 		Config: job.Config{
-			Workers:      o.Workers,
-			Quotas:       quotas,
-			DedupExt:     o.Campaign.DedupExt,
-			Progress:     progress,
-			Campaign:     name,
-			Named:        o.Name != "",
-			StallTimeout: o.StallTimeout,
-			Shared:       shared,
+			Workers:        o.Workers,
+			Quotas:         quotas,
+			DedupExt:       o.Campaign.DedupExt,
+			Progress:       progress,
+			Campaign:       name,
+			Named:          o.Name != "",
+			StallTimeout:   o.StallTimeout,
+			Shared:         shared,
+			MaxFailureRate: o.Guards.MaxFailureRate,
 		},
 		ResendUncertain: o.ResendUncertain,
 		SpoolDir:        filepath.Dir(store.Path()),
+		Canary:          o.Guards.Canary,
+		SendWindow:      window,
+		Waiting: func(until time.Time) {
+			report.WriteWaiting(progressOut, mode, window.String(), until.In(window.Zone()))
+		},
 	})
 	if err != nil {
 		return err

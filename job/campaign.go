@@ -33,6 +33,15 @@ type CampaignConfig struct {
 	// SpoolDir is the folder the run keeps its plan in while it sends
 	// (beside the ledger, say); "": the system's temporary folder.
 	SpoolDir string
+	// Canary, if above 0, sends that many deliveries, the first in plan
+	// order (batches cut to fit), and stops with a *CanaryError if any
+	// are left.
+	Canary int64
+	// SendWindow, if set, is the daily window the run sends in: started
+	// outside it, Send waits for it to open (telling Waiting first), and
+	// stops at its close with a *WindowClosedError.
+	SendWindow planner.Window
+	Waiting    func(until time.Time)
 }
 
 // Result is what a campaign run did, and where the campaign stands.
@@ -259,6 +268,9 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0); err != nil {
 		return nil, err
 	}
+	if cfg.Canary > 0 {
+		cfg.canary = newCanary(cfg.Canary, plan.Kinds)
+	}
 	cfg.Kinds = nil
 	for _, kp := range plan.Kinds {
 		if kp.Pending > 0 {
@@ -467,10 +479,34 @@ func (p *Prepared) Send(ctx context.Context) (*Result, error) {
 	src := func(ctx context.Context, kinds []chatapi.Kind, emit func(planner.Batch) error) error {
 		return p.spool.Batches(ctx, kinds, emit)
 	}
+	cfg := p.cfg.Config
+	if w := p.cfg.SendWindow; !w.IsZero() {
+		now := time.Now()
+		if open := w.NextOpen(now); open.After(now) {
+			if p.cfg.Waiting != nil {
+				p.cfg.Waiting(open)
+			}
+			if !sleepUntil(ctx, open) {
+				res.Progress = cfg.Progress
+				return res, ctx.Err()
+			}
+			now = open
+		}
+		cfg.Until, cfg.Window = w.CloseAfter(now), w
+	}
 	start := time.Now()
 	var err error
-	res.Progress, err = Run(ctx, p.cfg.Config, src, p.sender, p.store)
+	res.Progress, err = Run(ctx, cfg, src, p.sender, p.store)
 	res.Elapsed = time.Since(start)
+	sent, failed, uncertain := res.Progress.Done()
+	left := res.Plan.Total.Pending - sent - failed - uncertain
+	var closed *WindowClosedError
+	switch {
+	case errors.As(err, &closed):
+		closed.Left = left
+	case err == nil && p.cfg.Canary > 0 && left > 0:
+		err = &CanaryError{Sent: sent + failed + uncertain, Left: left}
+	}
 	if err == nil && res.Complete() {
 		b, merr := json.Marshal(completion{Named: p.cfg.Named, Source: p.Plan.Source})
 		if merr == nil {

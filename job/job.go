@@ -73,6 +73,17 @@ type Config struct {
 	// Shared, if set, keeps the app's windows in Redis, where every
 	// process pacing against the app books from them.
 	Shared *SharedQuota
+
+	// MaxFailureRate, if above 0, is the failure breaker: when more than
+	// this share of the last BreakerWindow answered deliveries failed or
+	// became uncertain, the run stops with a *BreakerError.
+	MaxFailureRate float64
+	// Until, if set, is the close of the send window (Window): nothing is
+	// sent at or after it, and the run stops with a *WindowClosedError.
+	Until  time.Time
+	Window planner.Window
+	// canary, if set, is the budget of a canary run (CampaignConfig.Canary).
+	canary *canary
 }
 
 // Call is a call made at a time, of some messages, into some chat rooms.
@@ -169,6 +180,8 @@ type runner struct {
 	prepared map[[32]byte]*preparedMsg
 	stored   sync.Map // campaign and digest (storedKey) of each message the ledger was given
 	health   health
+	breaker  *breaker                // nil: no breaker
+	halt     context.CancelCauseFunc // stops dispatching, with the guard's error
 }
 
 // storedKey names a message stored in one campaign of the ledger.
@@ -202,6 +215,14 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	// lets the calls in flight finish.
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	r.halt = stop
+	if cfg.MaxFailureRate > 0 {
+		r.breaker = &breaker{max: cfg.MaxFailureRate}
+	}
+	if !cfg.Until.IsZero() {
+		closing := time.AfterFunc(time.Until(cfg.Until.Add(-closeLead)), func() { stop(&WindowClosedError{Window: cfg.Window, At: cfg.Until}) })
+		defer closing.Stop()
+	}
 	sendCtx, abort := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer abort(nil)
 	watched := make(chan struct{})
@@ -219,6 +240,13 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 		g.Go(func() error {
 			defer close(queue)
 			err := src(gctx, e.kinds, func(b planner.Batch) error {
+				b, ok := cfg.canary.take(b)
+				switch {
+				case !ok && cfg.canary.spent():
+					return errCanarySpent
+				case !ok:
+					return nil
+				}
 				select {
 				case queue <- b:
 					return nil
@@ -229,6 +257,9 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 			if errors.Is(err, context.Canceled) && gctx.Err() != nil {
 				return nil // stopping: the dispatcher says why
 			}
+			if errors.Is(err, errCanarySpent) {
+				return nil // the rest is for the next run
+			}
 			return err
 		})
 		g.Go(func() error { return r.dispatch(gctx, sendCtx, g, e, queue) })
@@ -236,7 +267,7 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	err := g.Wait()
 	close(watched)
 	<-watching
-	if cause := context.Cause(runCtx); err == nil && errors.Is(cause, ErrUnreachable) {
+	if cause := context.Cause(runCtx); err == nil && (errors.Is(cause, ErrUnreachable) || errors.Is(cause, ErrStopped) || errors.Is(cause, ErrTooManyFailures)) {
 		err = cause
 	}
 	if err == nil && ctx.Err() != nil {
@@ -448,6 +479,13 @@ func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endp
 		<-r.sem
 		return false, err
 	}
+	if !r.cfg.Until.IsZero() && !bk.at.Before(r.cfg.Until.Add(-closeLead)) {
+		// its time is past the window's close: the next run sends it
+		e.pacer.cancel(bk)
+		<-r.sem
+		r.halt(&WindowClosedError{Window: r.cfg.Window, At: r.cfg.Until})
+		return false, nil
+	}
 	if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
 		e.pacer.cancel(bk)
 		<-r.sem
@@ -636,12 +674,12 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 		rec.State = checkpoint.Failed
 		pc.Failed.Add(int64(len(rec.To)))
 		r.progress.note(OutcomeFailed, rec.Error, int64(len(rec.To)))
-		return r.finish(rec)
+		return r.judged(r.finish(rec), int64(len(rec.To)), 0, rec.Error)
 	case chatapi.Ambiguous:
 		rec.State = checkpoint.Uncertain
 		pc.Uncertain.Add(int64(len(rec.To)))
 		r.progress.note(OutcomeUncertain, rec.Error, int64(len(rec.To)))
-		return r.finish(rec)
+		return r.judged(r.finish(rec), int64(len(rec.To)), 0, rec.Error)
 	}
 	// Not delivered: send again later, or give up.
 	rec.State = checkpoint.Pending
@@ -719,6 +757,23 @@ func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
 	}
 	pc.Sent.Add(int64(len(sent)))
 	pc.Uncertain.Add(int64(len(missing)))
+	return r.judged(nil, int64(len(missing)), int64(len(sent)), noID)
+}
+
+// judged gives the breaker the outcome of a call once it is recorded
+// (err is the recording's): bad deliveries failed or uncertain, good ones
+// sent. A breaker that trips stops dispatching.
+func (r *runner) judged(err error, bad, good int64, reason string) error {
+	if err != nil {
+		return err
+	}
+	trip := r.breaker.record(good, false, "")
+	if e := r.breaker.record(bad, true, reason); e != nil {
+		trip = e
+	}
+	if trip != nil {
+		r.halt(trip)
+	}
 	return nil
 }
 

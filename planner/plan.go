@@ -58,6 +58,17 @@ type Plan struct {
 	Attachments []PlannedFile `json:"attachments"` // the local files the run uploads, each once
 	// Source is what the read that made the plan read.
 	Source *Source `json:"-"`
+	// Window, with a send window, is how many of its openings the
+	// campaign needs.
+	Window *WindowPlan `json:"window,omitempty"`
+}
+
+// WindowPlan is a plan's send window: its spec and zone, how long it is
+// open a day, and how many openings the estimate needs.
+type WindowPlan struct {
+	Window string  `json:"window"`
+	Hours  float64 `json:"hours_a_day"`
+	Needed int     `json:"windows_needed"`
 }
 
 // PlannedFile is a local file a campaign uploads.
@@ -220,6 +231,14 @@ func (p *Plan) WriteText(w io.Writer) error {
 	}
 	if _, err := fmt.Fprintf(w, "\n%d deliveries read from %d file(s); kinds are sent side by side, so the total takes as long as the slowest.\n", p.Rows, len(p.Files)); err != nil {
 		return err
+	}
+	if p.Window != nil {
+		fmt.Fprintf(w, "\nsend window %s (%s a day): the campaign needs %d window(s)", p.Window.Window,
+			roundForShow(time.Duration(p.Window.Hours*float64(time.Hour))), p.Window.Needed)
+		if p.Window.Needed > 1 {
+			fmt.Fprint(w, "; each run stops at the close (exit 4), and the next one waits for the window and goes on")
+		}
+		fmt.Fprintln(w)
 	}
 	if len(p.Attachments) > 0 {
 		fmt.Fprintf(w, "\nfiles to upload (%d):\n", len(p.Attachments))
