@@ -41,6 +41,9 @@ func fakeServerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "latency-jitter", Usage: "add a random delay of up to `DURATION`, drawn per call, to the latency"},
 			&cli.DurationFlag{Name: "retry-after", Usage: "the Retry-After of 429 and 503 answers, `DURATION` in whole seconds (default 1s)"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed of the fault draws"},
+			&cli.DurationFlag{Name: "recall-window", Usage: "how long after its sending a message may be recalled without force (default 2m)"},
+			&cli.Float64Flag{Name: "recall-quota-scale", Usage: "multiply the recall quota (100 calls/s) by `F` instead of --quota-scale"},
+			&cli.BoolFlag{Name: "no-recall", Usage: "answer every recall 403: the app's recall service is not enabled"},
 			&cli.DurationFlag{Name: "token-ttl", Usage: "lifetime of the app tokens POST /token issues (default 24h)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -49,9 +52,12 @@ func fakeServerCommand() *cli.Command {
 				return err
 			}
 			return fakeServer(c.Context, fakeServerOpts{Addr: c.String("addr"), Config: emulator.Config{
-				QuotaScale: c.Float64("quota-scale"),
-				Seed:       c.Int64("seed"),
-				TokenTTL:   c.Duration("token-ttl"),
+				QuotaScale:       c.Float64("quota-scale"),
+				Seed:             c.Int64("seed"),
+				TokenTTL:         c.Duration("token-ttl"),
+				RecallWindow:     c.Duration("recall-window"),
+				RecallQuotaScale: c.Float64("recall-quota-scale"),
+				NoRecall:         c.Bool("no-recall"),
 				Faults: emulator.Faults{
 					TooManyRequests: c.Float64("fail-429"),
 					QuotaForbidden:  c.Float64("fail-403"),

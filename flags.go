@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -156,4 +157,20 @@ func windowFlag() cli.Flag {
 
 func timezoneFlag() cli.Flag {
 	return &cli.StringFlag{Name: "timezone", Usage: "the IANA time `ZONE` of --window, such as Europe/Paris (default: the machine's)"}
+}
+
+// parseKinds reads --only KINDS, comma-separated; nil for none.
+func parseKinds(only string) ([]chatapi.Kind, error) {
+	if only == "" {
+		return nil, nil
+	}
+	var kinds []chatapi.Kind
+	for _, name := range strings.Split(only, ",") {
+		k, err := chatapi.ParseKind(strings.TrimSpace(name))
+		if err != nil {
+			return nil, fmt.Errorf("--only: %w", err)
+		}
+		kinds = append(kinds, k)
+	}
+	return kinds, nil
 }

@@ -133,6 +133,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			reportCommand(),
 			resolveCommand(),
+			recallCommand(),
 			fakeServerCommand(),
 			completionCommand(),
 			manCommand(),

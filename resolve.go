@@ -61,15 +61,13 @@ func resolve(ctx context.Context, o resolveOpts, stdout, _ io.Writer) error {
 	if err != nil || as != checkpoint.Sent && as != checkpoint.Failed {
 		return fmt.Errorf("--as %q: want sent or failed", o.As)
 	}
+	only, err := parseKinds(o.Only)
+	if err != nil {
+		return err
+	}
 	var kinds []string
-	if o.Only != "" {
-		for _, name := range strings.Split(o.Only, ",") {
-			k, err := chatapi.ParseKind(strings.TrimSpace(name))
-			if err != nil {
-				return fmt.Errorf("--only: %w", err)
-			}
-			kinds = append(kinds, string(k))
-		}
+	for _, k := range only {
+		kinds = append(kinds, string(k))
 	}
 	id := checkpoint.NewIdentity()
 	listed, err := listedDeliveries(ctx, o, id)

@@ -133,3 +133,10 @@ func (q Quotas) PerCall(k Kind) int {
 	}
 	return n
 }
+
+// RecallQuota is the call quota of the recall endpoints (API.md,
+// "Recall"): 100 calls a second per app, times scale as the app's other
+// quotas.
+func RecallQuota(scale float64) Limit {
+	return Limit{N: 100, Window: time.Second}.Scale(scale)
+}

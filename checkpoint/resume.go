@@ -93,15 +93,23 @@ type Delivery struct {
 	MessageID   string
 	Error       string
 	Time        time.Time
+	// Recall is the recall of its message, if one was asked (imcast
+	// recall); the zero mark if none
+	Recall RecallMark
 }
 
 // EachDelivery calls fn with the latest record of every delivery, in the
-// sequence order of those latest records: each delivery appears once.
+// sequence order of those latest records: each delivery appears once,
+// with the recall mark of its message ID.
 func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
+	marks, err := c.Recalls()
+	if err != nil {
+		return err
+	}
 	id := NewIdentity()
 	key := func(r *Record, to string) uint64 { return id.Key("", r.Kind, r.Scope, &r.Digest, to) }
 	latest := map[uint64]uint64{}
-	err := c.records(false, func(r Record) error {
+	err = c.records(false, func(r Record) error {
 		for _, to := range r.To {
 			latest[key(&r, to)] = r.Seq
 		}
@@ -122,6 +130,7 @@ func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
 			d := Delivery{Kind: r.Kind, Scope: r.Scope, Digest: r.Digest, To: to, State: state, Error: r.Error, Time: r.Time}
 			if i < len(r.IDs) {
 				d.MessageID = r.IDs[i]
+				d.Recall = marks[d.MessageID]
 			}
 			if err := fn(d); err != nil {
 				return err

@@ -38,11 +38,14 @@ const (
 	unitMessages = "messages"
 )
 
-// newEndpoints builds the endpoints, the recall ones too, with their
-// quotas scaled by scale.
-func newEndpoints(scale float64) []*endpoint {
+// newEndpoints builds the endpoints with their quotas scaled by scale,
+// the recall ones' by recallScale.
+func newEndpoints(scale, recallScale float64) []*endpoint {
 	q := func(unit string, def int, span time.Duration, status int) *quota {
 		return newQuota(unit, def, span, status, scale)
+	}
+	rq := func(unit string, def int, span time.Duration, status int) *quota {
+		return newQuota(unit, def, span, status, recallScale)
 	}
 	const (
 		s        = time.Second
@@ -64,9 +67,9 @@ func newEndpoints(scale float64) []*endpoint {
 		{kind: KindLegacy, path: "/messages", legacy: true,
 			quotas: []*quota{q(unitCalls, 30, s, throttle)}},
 		{kind: KindRecall, path: "/messages/msg_recall", maxTo: 1, recall: true,
-			quotas: []*quota{q(unitCalls, 100, s, tooMany)}},
+			quotas: []*quota{rq(unitCalls, 100, s, tooMany)}},
 		{kind: KindBatchRecall, path: "/messages/batch_recall", maxTo: maxBatchRecall, recall: true,
-			quotas: []*quota{q(unitCalls, 100, s, tooMany)}},
+			quotas: []*quota{rq(unitCalls, 100, s, tooMany)}},
 	}
 }
 

@@ -75,6 +75,9 @@ type Config struct {
 	// answers every recall 403 forbidden_op, the service unopened.
 	RecallWindow time.Duration
 	NoRecall     bool
+	// RecallQuotaScale, if above 0, scales the recall quota instead of
+	// QuotaScale (to send fast and recall at the default quota).
+	RecallQuotaScale float64
 
 	// Apps, when set, are the only apps served, each "org/app" or
 	// "app-id/ID"; a call to another answers 404
@@ -194,7 +197,11 @@ func New(cfg Config) *Server {
 	for _, id := range cfg.UnknownIDs {
 		s.unknown[id] = true
 	}
-	for _, ep := range newEndpoints(scale) {
+	recallScale := scale
+	if cfg.RecallQuotaScale > 0 && !math.IsInf(cfg.RecallQuotaScale, 0) {
+		recallScale = cfg.RecallQuotaScale
+	}
+	for _, ep := range newEndpoints(scale, recallScale) {
 		s.byPath[ep.path] = ep
 		s.limits[ep.kind] = ep.limits()
 		s.kinds[ep.kind] = newKindStats()

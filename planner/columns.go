@@ -60,6 +60,7 @@ var columns = [...]column{
 	{name: "message_id", value: jsonIgnored, report: reportDelivery, perRow: true},
 	{name: "error", value: jsonIgnored, report: reportDelivery, perRow: true},
 	{name: "time", value: jsonIgnored, report: reportDelivery, perRow: true},
+	{name: "recall", value: jsonIgnored, report: reportDelivery, perRow: true},
 	{name: "type", field: func(f *fields) *opt { return &f.Type }, report: reportMessage,
 		write: func(m *Message) (any, bool) { return m.Message.Type, true }},
 	{name: "msg", field: func(f *fields) *opt { return &f.Msg }},

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"imcast/chatapi"
 	"imcast/checkpoint"
 	"imcast/planner"
 )
@@ -25,6 +26,10 @@ type CampaignStatus struct {
 	// Resolved are the sent and failed ones the operator settled from
 	// uncertain (imcast resolve)
 	Resolved int64 `json:"resolved"`
+	// after imcast recall: the sent ones recalled, and those not
+	// (imcast report says why)
+	Recalled    int64 `json:"recalled"`
+	NotRecalled int64 `json:"not_recalled"`
 }
 
 // Status counts the deliveries of every campaign in the ledger.
@@ -39,12 +44,22 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		// one look at each delivery's latest record: its state, and
 		// whether the operator settled it
 		var count [checkpoint.Uncertain + 1]int64
-		var held, resolved int64
+		var held, resolved, recalled, notRecalled, noID int64
 		err := c.EachDelivery(func(d checkpoint.Delivery) error {
 			count[d.State]++
 			held++
 			if d.Resolved() {
 				resolved++
+			}
+			switch d.Recall.State {
+			case checkpoint.Recalled:
+				recalled++
+			case checkpoint.NotRecalled:
+				notRecalled++
+			case checkpoint.RecallNone:
+				if d.State == checkpoint.Sent && (d.MessageID == "" || chatapi.Kind(d.Kind).ChatType() == "") {
+					noID++ // no recall can name it
+				}
 			}
 			return nil
 		})
@@ -58,7 +73,11 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		// the plan counts the files' deliveries; the ledger may hold more
 		// (an earlier version of the files, a report fed back)
 		planned = max(planned, held)
-		s := CampaignStatus{Campaign: name, Planned: planned, Resolved: resolved,
+		if recalled+notRecalled > 0 {
+			// recalled: what it could not recall is not
+			notRecalled += noID
+		}
+		s := CampaignStatus{Campaign: name, Planned: planned, Resolved: resolved, Recalled: recalled, NotRecalled: notRecalled,
 			Sent: count[checkpoint.Sent], Failed: count[checkpoint.Failed], Uncertain: count[checkpoint.Uncertain]}
 		// never tried, plus refused and waiting for another call
 		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-count[checkpoint.Pending]) + count[checkpoint.Pending]
@@ -82,10 +101,19 @@ func WriteStatus(w io.Writer, statuses []CampaignStatus, asJSON bool) error {
 		_, err := fmt.Fprintln(w, "the ledger holds no campaign")
 		return err
 	}
+	recalls := slices.ContainsFunc(statuses, func(s CampaignStatus) bool { return s.Recalled+s.NotRecalled > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "campaign\tplanned\tsent\tfailed\tuncertain\tpending\tresolved\t")
+	head := "campaign\tplanned\tsent\tfailed\tuncertain\tpending\tresolved\t"
+	if recalls {
+		head += "recalled\tnot recalled\t"
+	}
+	fmt.Fprintln(tw, head)
 	for _, s := range statuses {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending, s.Resolved)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending, s.Resolved)
+		if recalls {
+			fmt.Fprintf(tw, "%d\t%d\t", s.Recalled, s.NotRecalled)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
@@ -171,6 +199,12 @@ var deliveryValue = map[string]func(campaign string, d checkpoint.Delivery) stri
 	"message_id": func(_ string, d checkpoint.Delivery) string { return d.MessageID },
 	"error":      func(_ string, d checkpoint.Delivery) string { return d.Error },
 	"time":       func(_ string, d checkpoint.Delivery) string { return d.Time.UTC().Format(time.RFC3339Nano) },
+	"recall": func(_ string, d checkpoint.Delivery) string {
+		if d.Recall.State == checkpoint.NotRecalled {
+			return "not recalled: " + d.Recall.Reason
+		}
+		return d.Recall.State.String()
+	},
 }
 
 func deliveryValues(campaign string, d checkpoint.Delivery) []string {

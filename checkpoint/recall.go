@@ -1,0 +1,121 @@
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketRecalls is a campaign's sub-bucket of recall marks, by message ID.
+var bucketRecalls = []byte("recalls")
+
+// RecallState is where the recall of one sent message stands.
+type RecallState uint8
+
+// The states of a recall. A message with no mark was never asked to be
+// recalled.
+const (
+	RecallNone     RecallState = iota
+	RecallInFlight             // a recall call naming it may be on the wire
+	Recalled                   // the server recalled it
+	NotRecalled                // the server would not (Reason says why), or it cannot be
+)
+
+var recallNames = [...]string{"", "recall_in_flight", "recalled", "not_recalled"}
+
+// String names the state as status and report print it.
+func (s RecallState) String() string {
+	if int(s) < len(recallNames) {
+		return recallNames[s]
+	}
+	return fmt.Sprintf("recall(%d)", int(s))
+}
+
+// RecallMark is the recall of one message: every delivery its ID names
+// (the members of a directed message share one).
+type RecallMark struct {
+	MsgID  string
+	State  RecallState
+	Reason string // with NotRecalled: the server's reason, or why none was asked
+	Time   time.Time
+}
+
+// recallVersion is the first byte of a mark's encoding, which ends with a
+// CRC-32C of its key and value as records do.
+const recallVersion = 1
+
+func (m RecallMark) encode() []byte {
+	b := []byte{recallVersion, byte(m.State)}
+	b = binary.AppendVarint(b, m.Time.UnixNano())
+	b = appendString(b, m.Reason)
+	return binary.BigEndian.AppendUint32(b, markSum(m.MsgID, b))
+}
+
+func markSum(id string, b []byte) uint32 {
+	return crc32Update(crc32Sum([]byte(id)), b)
+}
+
+func decodeMark(id string, b []byte) (RecallMark, error) {
+	n := len(b) - 4
+	if n < 2 || b[0] != recallVersion || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
+		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
+	}
+	d := &decoder{b: b[1:n]}
+	m := RecallMark{MsgID: id, State: RecallState(d.byte())}
+	m.Time = time.Unix(0, d.varint())
+	m.Reason = d.string()
+	if d.err != nil || m.State == RecallNone || m.State > NotRecalled {
+		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
+	}
+	return m, nil
+}
+
+// Recalls returns the campaign's recall marks by message ID.
+func (c *Campaign) Recalls() (map[string]RecallMark, error) {
+	marks := map[string]RecallMark{}
+	err := c.s.view(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketRecalls)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			m, err := decodeMark(string(k), v)
+			if err != nil {
+				return err
+			}
+			marks[m.MsgID] = m
+			return nil
+		})
+	})
+	return marks, err
+}
+
+// MarkRecalls durably records marks (each stamped now if it has no time),
+// over any mark of the same message, in one transaction.
+func (c *Campaign) MarkRecalls(marks ...RecallMark) error {
+	now := time.Now()
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketRecalls)
+		if err != nil {
+			return err
+		}
+		for _, m := range marks {
+			if m.MsgID == "" {
+				return fmt.Errorf("recall mark without a message ID")
+			}
+			if m.Time.IsZero() {
+				m.Time = now
+			}
+			if err := b.Put([]byte(m.MsgID), m.encode()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func crc32Sum(b []byte) uint32                { return crc32.Checksum(b, crcTable) }
+func crc32Update(sum uint32, b []byte) uint32 { return crc32.Update(sum, crcTable, b) }

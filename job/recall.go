@@ -1,0 +1,459 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"imcast/chatapi"
+	"imcast/checkpoint"
+)
+
+// Recaller is the recall API, as *chatapi.Client speaks it.
+type Recaller interface {
+	RecallBatch(ctx context.Context, msgs []chatapi.Recall) (chatapi.RecallResult, error)
+}
+
+// RecallConfig says what to recall and how fast.
+type RecallConfig struct {
+	Campaign string
+	Kinds    []chatapi.Kind // nil: every kind
+	// Force recalls past the recall window (only the recipient's copy is
+	// withdrawn then), and asks again for the messages a recall before
+	// found too late.
+	Force bool
+	// Calls is the recall quota: calls per window (100 a second).
+	Calls       chatapi.Limit
+	Workers     int           // calls at once; 0: 8
+	MaxAttempts int           // calls per message whose outcome stayed unknown, or that were refused; 0: 10
+	Backoff     time.Duration // the first pause before asking again; 0: 200 ms
+	// Progress, if set, is told of each call's outcome.
+	Progress func(RecallProgress)
+}
+
+// RecallProgress counts a recall as it goes, in messages (message IDs).
+type RecallProgress struct {
+	Total, Recalled, NotRecalled, Calls int64
+}
+
+// RecallResult is what a recall did and where the campaign's recall
+// stands, counted in deliveries (the members of a directed message share
+// its one message ID) and in calls.
+type RecallResult struct {
+	Sent        int64            // deliveries the ledger holds as sent, of the kinds asked
+	Recalled    int64            // of them, recalled (by this run or one before)
+	NotRecalled int64            // not recalled, for the Reasons
+	Unknown     int64            // whose recall stayed in flight: run again
+	Reasons     map[string]int64 // deliveries not recalled, by reason
+	Calls       int64            // recall calls this run made
+	Messages    int64            // message IDs this run set out to recall
+	Elapsed     time.Duration
+}
+
+// Complete reports whether every sent delivery is recalled.
+func (r *RecallResult) Complete() bool { return r.Recalled == r.Sent }
+
+// Reasons a delivery is not recalled that the server does not give.
+const (
+	reasonCmd     = "cmd messages cannot be recalled"
+	reasonNoID    = "no message ID: the legacy API answers none, and a delivery resolved as sent or left out of its answer has none"
+	reasonTooLate = "exceed recall time limit"
+)
+
+// recallTarget is one message to recall: its ID, where it went, and the
+// deliveries it covers; inDoubt says a recall of it may have gone out
+// already (in flight when a run died, or unanswered), so that the
+// server's not_found then means recalled.
+type recallTarget struct {
+	id, to, chatType string
+	deliveries       int64
+	inDoubt          bool
+}
+
+type recallBatch struct {
+	msgs     []recallTarget
+	attempts int
+}
+
+// Recall withdraws what the campaign sent: every delivery the ledger holds
+// as sent, by its message ID, at most chatapi.MaxRecallPerCall a call,
+// paced under cfg.Calls. Each outcome is recorded in the ledger before the
+// next call needs it, a message durably marked in flight before its call
+// goes out, so a recall killed at any moment and run again recalls none
+// twice and leaves none. A second recall makes no call.
+func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg RecallConfig) (*RecallResult, error) {
+	start := time.Now()
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 10
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 200 * time.Millisecond
+	}
+	names, err := store.Campaigns()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(names, cfg.Campaign) {
+		return nil, fmt.Errorf("the ledger %s holds no campaign %q (it holds %s)", store.Path(), cfg.Campaign, strings.Join(names, ", "))
+	}
+	camp := store.Campaign(cfg.Campaign)
+	res := &RecallResult{Reasons: map[string]int64{}}
+	todo, err := recallTargets(camp, cfg, res)
+	if err != nil {
+		return res, err
+	}
+	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res,
+		pacer: newPacer("recall", chatapi.Quota{Calls: cfg.Calls}, DefaultPacing, nil)}
+	err = rr.run(ctx, todo)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+// recallTargets reads the campaign's sent deliveries and their recall
+// marks into res, and returns the messages to recall.
+func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResult) ([]recallTarget, error) {
+	types := map[[32]byte]string{}
+	typeOf := func(digest [32]byte) (string, error) {
+		if t, ok := types[digest]; ok {
+			return t, nil
+		}
+		raw, err := camp.Message(digest)
+		if err != nil {
+			return "", err
+		}
+		var m struct {
+			Type string `json:"type"`
+		}
+		_ = json.Unmarshal(raw, &m) // a message stored without its JSON is no cmd
+		types[digest] = m.Type
+		return m.Type, nil
+	}
+	byID := map[string]*recallTarget{}
+	var order []*recallTarget
+	var cmds []checkpoint.RecallMark
+	err := camp.EachDelivery(func(d checkpoint.Delivery) error {
+		kind := chatapi.Kind(d.Kind)
+		if d.State != checkpoint.Sent || (cfg.Kinds != nil && !slices.Contains(cfg.Kinds, kind)) {
+			return nil
+		}
+		res.Sent++
+		ct := kind.ChatType()
+		if ct == "" || d.MessageID == "" {
+			res.not(1, reasonNoID)
+			return nil
+		}
+		switch d.Recall.State {
+		case checkpoint.Recalled:
+			res.Recalled++
+			return nil
+		case checkpoint.NotRecalled:
+			if !cfg.Force || d.Recall.Reason != reasonTooLate {
+				res.not(1, d.Recall.Reason)
+				return nil
+			}
+		}
+		typ, err := typeOf(d.Digest)
+		if err != nil {
+			return err
+		}
+		if typ == "cmd" {
+			if d.Recall.State == checkpoint.RecallNone {
+				cmds = append(cmds, checkpoint.RecallMark{MsgID: d.MessageID, State: checkpoint.NotRecalled, Reason: reasonCmd})
+			}
+			res.not(1, reasonCmd)
+			return nil
+		}
+		t := byID[d.MessageID]
+		if t == nil {
+			to := d.To
+			if kind.Scoped() {
+				to = d.Scope
+			}
+			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: d.Recall.State == checkpoint.RecallInFlight}
+			byID[d.MessageID] = t
+			order = append(order, t)
+		}
+		t.deliveries++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(cmds) > 0 {
+		if err := camp.MarkRecalls(dedupMarks(cmds)...); err != nil {
+			return nil, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	out := make([]recallTarget, len(order))
+	for i, t := range order {
+		out[i] = *t
+	}
+	return out, nil
+}
+
+// dedupMarks keeps one mark per message ID (the members of a directed
+// message share theirs).
+func dedupMarks(marks []checkpoint.RecallMark) []checkpoint.RecallMark {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(marks, func(m checkpoint.RecallMark) bool {
+		dup := seen[m.MsgID]
+		seen[m.MsgID] = true
+		return dup
+	})
+}
+
+// not counts n deliveries not recalled for reason.
+func (r *RecallResult) not(n int64, reason string) {
+	r.NotRecalled += n
+	r.Reasons[reason] += n
+}
+
+// recaller is one Recall's run.
+type recaller struct {
+	cfg   RecallConfig
+	camp  *checkpoint.Campaign
+	rc    Recaller
+	pacer *pacer
+
+	mu       sync.Mutex // guards res and progress
+	res      *RecallResult
+	progress RecallProgress
+}
+
+// run recalls todo, paced, with cfg.Workers calls at once, and retries
+// what has no outcome yet. A signal (ctx) stops dispatching; the calls in
+// flight are answered and recorded.
+func (r *recaller) run(ctx context.Context, todo []recallTarget) error {
+	r.res.Messages = int64(len(todo))
+	r.progress.Total = int64(len(todo))
+	var batches []recallBatch
+	for msgs := range slices.Chunk(todo, chatapi.MaxRecallPerCall) {
+		batches = append(batches, recallBatch{msgs: msgs})
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+	// each batch, or what is left of it to send again, is in the queue or
+	// in a call: never more than there were at first
+	queue := make(chan recallBatch, len(batches))
+	for _, b := range batches {
+		queue <- b
+	}
+	var live atomic.Int64
+	live.Store(int64(len(batches)))
+	done := make(chan struct{})
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	sendCtx := context.WithoutCancel(ctx)
+	sem := make(chan struct{}, r.cfg.Workers)
+	var calls sync.WaitGroup
+	finished := func() {
+		if live.Add(-1) == 0 {
+			close(done)
+		}
+	}
+	requeue := func(b recallBatch, pause time.Duration) {
+		time.AfterFunc(pause, func() { queue <- b })
+	}
+dispatch:
+	for {
+		var b recallBatch
+		select {
+		case <-done:
+			break dispatch
+		case <-runCtx.Done():
+			break dispatch
+		case b = <-queue:
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+			break dispatch
+		}
+		bk, err := r.pacer.book(time.Now(), 1, false, nil)
+		if err != nil {
+			<-sem
+			stop(err)
+			break dispatch
+		}
+		calls.Add(1)
+		go func() {
+			defer calls.Done()
+			defer func() { <-sem }()
+			again, pause, err := r.call(runCtx, sendCtx, b, bk)
+			switch {
+			case err != nil:
+				stop(err)
+			case again != nil:
+				requeue(*again, pause)
+			default:
+				finished()
+			}
+		}()
+	}
+	calls.Wait()
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return ctx.Err()
+}
+
+// call makes one recall call for b at its booking, and records what came
+// of it. It returns what is to be sent again (nil if nothing) after
+// pause, or the error that stops the recall.
+func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking) (*recallBatch, time.Duration, error) {
+	wait := bk.at
+	for {
+		if !sleepUntil(ctx, wait) {
+			r.pacer.cancel(bk)
+			return nil, 0, nil
+		}
+		var ok bool
+		var err error
+		if wait, ok, err = r.pacer.send(bk, time.Now()); err != nil {
+			return nil, 0, err
+		}
+		if ok {
+			break
+		}
+	}
+	sent := wait
+	var inFlight []checkpoint.RecallMark
+	msgs := make([]chatapi.Recall, len(b.msgs))
+	for i, t := range b.msgs {
+		msgs[i] = chatapi.Recall{MsgID: t.id, To: t.to, ChatType: t.chatType, Force: r.cfg.Force}
+		if !t.inDoubt {
+			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight})
+		}
+	}
+	if len(inFlight) > 0 {
+		if err := r.camp.MarkRecalls(inFlight...); err != nil {
+			r.pacer.cancel(bk)
+			return nil, 0, fmt.Errorf("ledger: %w", err)
+		}
+	}
+	res, err := r.rc.RecallBatch(sendCtx, msgs)
+	r.pacer.answered(bk, sent, sent, time.Now(), chatapi.Refused(err), chatapi.RefusedCalls(err))
+	r.count(func(p *RecallProgress) { p.Calls++ })
+	b.attempts++
+	if err != nil {
+		return r.failed(b, err)
+	}
+	var marks []checkpoint.RecallMark
+	var left []recallTarget
+	for _, t := range b.msgs {
+		reason, answered := res[t.id]
+		switch {
+		case !answered:
+			t.inDoubt = true
+			left = append(left, t)
+		case reason == "", reason == chatapi.ReasonNotFound && t.inDoubt:
+			// not found after a recall that may have gone out: that one
+			// recalled it
+			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled})
+		default:
+			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason})
+		}
+	}
+	if err := r.record(b.msgs, marks); err != nil {
+		return nil, 0, err
+	}
+	if len(left) == 0 {
+		return nil, 0, nil
+	}
+	return r.again(recallBatch{msgs: left, attempts: b.attempts})
+}
+
+// failed handles a recall call that err ended.
+func (r *recaller) failed(b recallBatch, err error) (*recallBatch, time.Duration, error) {
+	var e *chatapi.Error
+	errors.As(err, &e)
+	switch {
+	case chatapi.CredentialsRefused(err):
+		return nil, 0, err
+	case e != nil && e.Status == 403:
+		// the service's refusal (not enabled): every call would get it
+		return nil, 0, fmt.Errorf("recall refused: %w", err)
+	case chatapi.OutcomeOf(err) == chatapi.Permanent:
+		marks := make([]checkpoint.RecallMark, len(b.msgs))
+		for i, t := range b.msgs {
+			marks[i] = checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: err.Error()}
+		}
+		return nil, 0, r.record(b.msgs, marks)
+	case chatapi.OutcomeOf(err) == chatapi.Ambiguous:
+		for i := range b.msgs {
+			b.msgs[i].inDoubt = true
+		}
+	}
+	again, pause, aerr := r.again(b)
+	if e != nil && e.RetryAfter > pause && again != nil {
+		pause = e.RetryAfter
+	}
+	return again, pause, aerr
+}
+
+// again sends b once more after a backoff, or, past MaxAttempts, leaves
+// its messages in flight (unknown: the next recall asks again).
+func (r *recaller) again(b recallBatch) (*recallBatch, time.Duration, error) {
+	if b.attempts >= r.cfg.MaxAttempts {
+		r.mu.Lock()
+		for _, t := range b.msgs {
+			r.res.Unknown += t.deliveries
+		}
+		r.mu.Unlock()
+		return nil, 0, nil
+	}
+	// asking again is safe (a message recalled already answers not
+	// found), so the pauses stay short
+	d := min(r.cfg.Backoff<<min(b.attempts-1, 6), 5*time.Second)
+	d = d/2 + rand.N(d/2+1)
+	return &b, d, nil
+}
+
+// record writes the outcomes marks of some of msgs, and counts them.
+func (r *recaller) record(msgs []recallTarget, marks []checkpoint.RecallMark) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := r.camp.MarkRecalls(marks...); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	deliveries := map[string]int64{}
+	for _, t := range msgs {
+		deliveries[t.id] = t.deliveries
+	}
+	r.count(func(p *RecallProgress) {
+		for _, m := range marks {
+			if m.State == checkpoint.Recalled {
+				r.res.Recalled += deliveries[m.MsgID]
+				p.Recalled++
+			} else {
+				r.res.not(deliveries[m.MsgID], m.Reason)
+				p.NotRecalled++
+			}
+		}
+	})
+	return nil
+}
+
+// count updates the progress under the lock and tells cfg.Progress.
+func (r *recaller) count(fn func(*RecallProgress)) {
+	r.mu.Lock()
+	fn(&r.progress)
+	r.res.Calls = r.progress.Calls
+	p := r.progress
+	r.mu.Unlock()
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(p)
+	}
+}

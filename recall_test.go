@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"imcast/checkpoint"
+	"imcast/emulator"
+)
+
+// recallCampaign writes a campaign of every kind, n users among them, with
+// messages recall can and cannot withdraw (cmd, legacy), and returns its
+// path and how many distinct message IDs the emulator will give out for
+// what can be recalled, and for the cmd messages.
+func recallCampaign(t testing.TB, dir string, users int) (path string, ids int) {
+	t.Helper()
+	var rows strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&rows, format+"\n", args...) }
+	for i := range users {
+		line(`{"kind":"users","to":"u%06d","msg":"hi"}`, i)
+	}
+	ids = users
+	for i := range 30 {
+		line(`{"kind":"groups","to":"g%03d","msg":"hi"}`, i)
+		line(`{"kind":"rooms","to":"r%03d","msg":"hi"}`, i)
+		line(`{"kind":"group_members","scope":"G%d","to":"m%03d","msg":"hi"}`, i%3, i) // one ID a group
+		line(`{"kind":"room_members","scope":"R%d","to":"m%03d","msg":"hi"}`, i%2, i)
+	}
+	ids += 30 + 30 + 3 + 2
+	for i := range 5 {
+		line(`{"kind":"legacy_users","to":"l%d","msg":"hi"}`, i)
+		line(`{"kind":"users","to":"c%d","type":"cmd","body":{"action":"a"}}`, i)
+	}
+	path = filepath.Join(dir, "spring.jsonl")
+	if err := os.WriteFile(path, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, ids
+}
+
+// recallCLI runs imcast recall of campaign spring against srv.
+func recallCLI(t *testing.T, srv *emulator.Running, state string, extra ...string) (int, string) {
+	t.Helper()
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	args := append([]string{"recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quota-scale", "20", "--quiet"}, extra...)
+	code, stdout, stderr := runCLI(t, args...)
+	return code, stdout + stderr
+}
+
+// TestRecallWithdrawsACampaign sends a campaign of every kind and recalls
+// it: every message ID the server gave for what can be recalled is
+// recalled once, the cmd and legacy deliveries are not (with the reason),
+// exit 3; a second recall makes no call; status and report show the
+// recall states.
+func TestRecallWithdrawsACampaign(t *testing.T) {
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, 700)
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	code, out := recallCLI(t, srv, state)
+	st := srv.Stats()
+	if code != exitIncomplete || st.Recalled != ids || st.RecallRepeats != 0 {
+		t.Fatalf("recall: exit %d, %d recalled (%d repeats); want 3, %d, 0\n%s", code, st.Recalled, st.RecallRepeats, ids, out)
+	}
+	for _, want := range []string{"5: cmd messages cannot be recalled", "5: no message ID"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the recall summary does not say %q:\n%s", want, out)
+		}
+	}
+	calls := st.Kinds[emulator.KindBatchRecall].Calls
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Kinds[emulator.KindBatchRecall].Calls != calls {
+		t.Errorf("a second recall: exit %d, %d calls more; want 3 and none\n%s", code, srv.Stats().Kinds[emulator.KindBatchRecall].Calls-calls, out)
+	}
+	_, status, _ := runCLI(t, "status", "--state", state, "--json")
+	if !strings.Contains(status, `"recalled":820`) || !strings.Contains(status, `"not_recalled":10`) {
+		t.Errorf("status --json after the recall: %s", status)
+	}
+	_, rows, _ := runCLI(t, "report", "--state", state)
+	if !strings.Contains(rows, ",recalled,") || !strings.Contains(rows, "not recalled: cmd messages cannot be recalled") {
+		t.Errorf("report shows no recall states:\n%.600s", rows)
+	}
+}
+
+// TestRecallWindowAndForce: messages sent longer ago than the app's
+// recall window are not recalled, with the server's reason; --force
+// recalls them.
+func TestRecallWindowAndForce(t *testing.T) {
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, 50)
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20, RecallWindow: time.Nanosecond})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != 0 || !strings.Contains(out, "exceed recall time limit") {
+		t.Fatalf("recall past the window: exit %d, %d recalled; want none, saying why\n%s", code, srv.Stats().Recalled, out)
+	}
+	if code, out := recallCLI(t, srv, state, "--force", "--only", "users,groups"); code != exitIncomplete || srv.Stats().Recalled != 50+30 {
+		t.Errorf("recall --force --only users,groups: exit %d, %d recalled; want %d\n%s", code, srv.Stats().Recalled, 80, out)
+	}
+	if code, out := recallCLI(t, srv, state, "--force"); code != exitIncomplete || srv.Stats().Recalled != ids || srv.Stats().RecallRepeats != 0 {
+		t.Errorf("recall --force: exit %d, %d recalled (%d repeats); want %d, 0\n%s", code, srv.Stats().Recalled, srv.Stats().RecallRepeats, ids, out)
+	}
+}
+
+// TestRecallUnderFaults recalls through every fault of the emulator, seed
+// after seed: every message recalled at the server is recalled in the
+// ledger and the other way round, none is left, and the server refused
+// no call for its quota.
+func TestRecallUnderFaults(t *testing.T) {
+	for seed := range int64(6) {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			dir := t.TempDir()
+			campaign, ids := recallCampaign(t, dir, 200)
+			state := filepath.Join(dir, "l.db")
+			srv := startFake(t, emulator.Config{QuotaScale: 20, Seed: seed})
+			if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+				t.Fatalf("run: exit %d\n%s", code, out)
+			}
+			srv.SetFaults(emulator.Faults{TooManyRequests: 0.05, Unavailable: 0.05, ErrorBefore: 0.05, ErrorAfter: 0.1, ResetAfter: 0.05,
+				Partial: 0.1, NoContent: 0.05, Created: 0.05, RetryAfter: time.Millisecond})
+			for range 5 {
+				if code, _ := recallCLI(t, srv, state); code == exitIncomplete && srv.Stats().Recalled == ids {
+					break
+				}
+			}
+			st := srv.Stats()
+			if st.Recalled != ids {
+				t.Fatalf("%d of %d recalled at the server", st.Recalled, ids)
+			}
+			ledgerAgrees(t, state, ids)
+		})
+	}
+}
+
+// ledgerAgrees checks the ledger marks exactly want message IDs recalled.
+func ledgerAgrees(t *testing.T, state string, want int) {
+	t.Helper()
+	store, err := checkpoint.Open(state, checkpoint.Options{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	marks, err := store.Campaign("spring").Recalls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range marks {
+		if m.State == checkpoint.Recalled {
+			n++
+		}
+	}
+	if n != want {
+		t.Errorf("the ledger marks %d message IDs recalled, the server recalled %d", n, want)
+	}
+}
+
+// TestRecallKilledAndResumed kills a recall (SIGKILL, another process)
+// mid-way and runs it again: every message recalled once at the server,
+// the ledger agreeing, and a third recall makes no call.
+func TestRecallKilledAndResumed(t *testing.T) {
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, 20000)
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20, RecallQuotaScale: 1, Faults: emulator.Faults{Latency: 5 * time.Millisecond}})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	for _, at := range []int{1000, 8000} {
+		cmd := startRecall(t, srv, state)
+		for deadline := time.Now().Add(time.Minute); srv.Stats().Recalled < at; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("fewer than %d recalled in a minute", at)
+			}
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+		t.Logf("killed at %d recalled", srv.Stats().Recalled)
+	}
+	cmd := startRecall(t, srv, state)
+	if err := cmd.Wait(); exitCodeOf(err) != exitIncomplete {
+		t.Fatalf("the recall after the kills: %v\n%s", err, cmd.Stdout)
+	}
+	st := srv.Stats()
+	if st.Recalled != ids {
+		t.Errorf("%d of %d recalled at the server", st.Recalled, ids)
+	}
+	ledgerAgrees(t, state, ids)
+	t.Logf("%d recalls asked again for messages recalled before the kills", st.RecallRepeats)
+	calls := st.Kinds[emulator.KindBatchRecall].Calls
+	if code, _ := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Kinds[emulator.KindBatchRecall].Calls != calls {
+		t.Errorf("a recall after all were recalled made %d calls", srv.Stats().Kinds[emulator.KindBatchRecall].Calls-calls)
+	}
+}
+
+// startRecall starts the binary's recall of campaign spring against srv,
+// at the default recall quota.
+func startRecall(t *testing.T, srv *emulator.Running, state string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary(t), "recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
+	cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=recall-test-token")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
