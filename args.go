@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -11,20 +12,22 @@ import (
 // `imcast run --state x.db a.csv`): urfave/cli, like Go's flag package,
 // takes everything after the first file as files. A flag's value goes
 // with it; `--` ends the flags, and what follows stays files, in order.
-func flagsFirst(app *cli.App, args []string) []string {
+// A flag that takes a value and comes last without one is an error (the
+// reordered words would give it the `--`); help asked anywhere is help.
+func flagsFirst(app *cli.App, args []string) ([]string, error) {
 	if len(args) > 0 && args[len(args)-1] == completionFlag {
-		return args // asked what may come next: the words as typed
+		return args, nil // asked what may come next: the words as typed
 	}
 	i := 1
 	for i < len(args) && strings.HasPrefix(args[i], "-") {
 		i++ // the app's own flags (--help, --version)
 	}
 	if i >= len(args) {
-		return args
+		return args, nil
 	}
 	cmd := app.Command(args[i])
 	if cmd == nil {
-		return args
+		return args, nil
 	}
 	head := args[:i+1]
 	var flags, files []string
@@ -41,7 +44,13 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 		flags = append(flags, a)
 		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !inline && takesValue(cmd, name) && j+1 < len(rest) {
+		if name == "h" || name == "help" {
+			return append(append([]string{}, head...), "--help"), nil
+		}
+		if !inline && takesValue(cmd, name) {
+			if j+1 >= len(rest) {
+				return nil, fmt.Errorf("%s %s: flag %s needs a value", args[0], cmd.Name, a)
+			}
 			j++
 			flags = append(flags, rest[j])
 		}
@@ -50,7 +59,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if len(files) > 0 {
 		out = append(append(out, "--"), files...)
 	}
-	return out
+	return out, nil
 }
 
 // takesValue reports whether the command's flag name takes a value (all

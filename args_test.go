@@ -39,10 +39,26 @@ func TestFlagsAfterTheFiles(t *testing.T) {
 		t.Errorf("after --, --message is a file: exit %d, want 2 naming it\n%s", code, errs.String())
 	}
 	app := newApp(&out, &errs)
-	got := flagsFirst(app, []string{"imcast", "run", "a.csv", "--workers", "3", "b.csv", "--quiet", "--", "-c.csv"})
+	got, err := flagsFirst(app, []string{"imcast", "run", "a.csv", "--workers", "3", "b.csv", "--quiet", "--", "-c.csv"})
 	want := []string{"imcast", "run", "--workers", "3", "--quiet", "--", "a.csv", "b.csv", "-c.csv"}
-	if !slices.Equal(got, want) {
-		t.Errorf("flagsFirst: %q, want %q", got, want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("flagsFirst: %q %v, want %q", got, err, want)
+	}
+	// a value flag last with no value is refused, not given the "--" the
+	// files follow (a ledger or a campaign named "--": all sent again)
+	for _, last := range []string{"--state", "--campaign", "--message"} {
+		errs.Reset()
+		code := run(context.Background(), []string{"imcast", "run", "--fake", ids, last}, &out, &errs)
+		if code != exitFatal || !strings.Contains(errs.String(), "flag "+last+" needs a value") {
+			t.Errorf("imcast run ids.csv %s: exit %d, %q; want 1, the flag needs a value", last, code, errs.String())
+		}
+		if _, err := os.Stat("--"); err == nil {
+			t.Fatalf("imcast run ids.csv %s made a file named --", last)
+		}
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"imcast", "run", ids, "--message", msg, "--help"}, &out, &errs); code != exitOK || !strings.Contains(out.String(), "--canary") {
+		t.Errorf("--help after the files: exit %d, want the run command's help\n%s", code, out.String())
 	}
 }
 

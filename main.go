@@ -65,7 +65,10 @@ func signalContext(stderr io.Writer) context.Context {
 // run executes the CLI with args and returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.RunContext(ctx, flagsFirst(app, args))
+	words, err := flagsFirst(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, words)
+	}
 	if err == nil {
 		return exitOK
 	}
