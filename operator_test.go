@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"imcast/emulator"
@@ -114,5 +118,52 @@ func TestCheckMakesAnAuthenticatedCall(t *testing.T) {
 	st := srv.Stats()
 	if st.Delivered != 0 || st.Recalled != 0 {
 		t.Errorf("check delivered %d and recalled %d, want nothing", st.Delivered, st.Recalled)
+	}
+}
+
+// TestCheckRefusesHostsThatAreNotTheAPI: a host that answers the probe
+// with an error the recall API does not give (an app not found, a page
+// of a web server, another refusal) fails check.
+func TestCheckRefusesHostsThatAreNotTheAPI(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		body   string
+	}{
+		{400, `{"error":"organization_application_not_found","error_description":"no such app"}`},
+		{400, `<html><body>400 Bad Request</body></html>`},
+		{403, `{"error":"forbidden_op","error_description":"app is disabled"}`},
+		{200, `{"ok":true}`},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(c.status)
+			io.WriteString(w, c.body)
+		}))
+		t.Setenv("EASEMOB_TOKEN", "right-token")
+		code, stdout, stderr := runCLI(t, "check", "--host", srv.URL, "--org", "o", "--app", "a")
+		if code != exitFatal {
+			t.Errorf("a host answering %d %s: exit %d, want 1\n%s%s", c.status, c.body, code, stdout, stderr)
+		}
+		srv.Close()
+	}
+}
+
+// TestForbiddenOperationIsNotRetried: a 403 that is no quota refusal
+// (forbidden_op: the app may not do this) fails the deliveries at once,
+// with the reason in the summary, instead of sending them again for
+// minutes.
+func TestForbiddenOperationIsNotRetried(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(403)
+		io.WriteString(w, `{"error":"forbidden_op","error_description":"app is disabled"}`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	campaign := writeCampaign(t, dir, map[string]int{"groups": 9})
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quiet", campaign)
+	if code != exitIncomplete || calls.Load() != 3 || !strings.Contains(stdout, "app is disabled") {
+		t.Errorf("every call 403 forbidden_op: exit %d after %d calls, want 3 after 3 naming the reason\n%s%s", code, calls.Load(), stdout, stderr)
 	}
 }

@@ -268,6 +268,11 @@ func failure(resp *http.Response, raw []byte) *Error {
 	var a answer
 	jerr := json.Unmarshal(raw, &a)
 	e := &Error{Outcome: classify(resp.StatusCode), Status: resp.StatusCode, Code: a.Error, Description: a.Description}
+	if e.Status == http.StatusForbidden && e.Code == "forbidden_op" {
+		// not the message quota (message_send_error, "reach limit") but
+		// an operation the app may not do: asking again will not change it
+		e.Outcome = Permanent
+	}
 	if jerr != nil && e.Description == "" {
 		e.Description = strings.TrimSpace(string(raw[:min(len(raw), 200)]))
 	}

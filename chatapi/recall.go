@@ -161,17 +161,22 @@ func (c *Client) recallCall(ctx context.Context, path string, body any, token st
 	return a.Data, nil
 }
 
+// ErrNotTheAPI is the error of Probe when the host answers, but not as
+// the API answers a recall naming no message.
+var ErrNotTheAPI = errors.New("the host did not answer as the API does (want 400 message_recall_error to a recall naming no message)")
+
 // ErrAppNotFound is the error of Probe when the host does not know the
 // app (404).
 var ErrAppNotFound = errors.New("the host does not know the app (404): check --org and --app, or --app-id")
 
 // Probe makes one harmless authenticated call, to check the host, the app
 // and the token without sending: a recall that names no message, which
-// the server refuses (400) once it has accepted the token, or answers 403
-// forbidden_op if the recall service is not enabled (recall is then
-// false). It returns an error wrapping ErrCredentials for a token
-// refused, ErrAppNotFound for a 404, and the failure for anything else
-// (the host unreachable, a 5xx). A 429 or 503 is tried again a few times,
+// the server refuses (400 message_recall_error) once it has accepted the
+// token, or answers 403 forbidden_op if the recall service is not enabled
+// (recall is then false). It returns an error wrapping ErrCredentials
+// for a token refused, ErrAppNotFound for a 404 or an app not found,
+// ErrNotTheAPI for any other answer (another 400 or 403, an HTML page, a
+// 5xx), and the failure when the host cannot be reached. A 429 or 503 is tried again a few times,
 // after its Retry-After.
 func (c *Client) Probe(ctx context.Context) (recall bool, err error) {
 	const tries = 3
@@ -186,16 +191,18 @@ func (c *Client) Probe(ctx context.Context) (recall bool, err error) {
 			return true, nil
 		case !errors.As(err, &e):
 			return false, err
-		case e.Status == http.StatusBadRequest:
+		case e.Status == http.StatusBadRequest && e.Code == "message_recall_error":
+			return true, nil // what the recall API answers a recall naming nothing
+		case e.Status == http.StatusForbidden && e.Code == "forbidden_op" && strings.Contains(e.Description, "recall"):
+			return false, nil // the app's recall service is not enabled
+		case e.Status == http.StatusForbidden && e.Code == "message_recall_error":
 			return true, nil
-		case e.Status == http.StatusForbidden:
-			return e.Code != "forbidden_op", nil
 		case e.Status == http.StatusUnauthorized:
 			return false, fmt.Errorf("%w: %w", ErrCredentials, err)
-		case e.Status == http.StatusNotFound:
+		case e.Status == http.StatusNotFound, e.Code == "organization_application_not_found":
 			return false, fmt.Errorf("%w: %w", ErrAppNotFound, err)
 		case e.Status != http.StatusTooManyRequests && e.Status != http.StatusServiceUnavailable, try == tries-1:
-			return false, err
+			return false, fmt.Errorf("%w: %w", ErrNotTheAPI, err)
 		default:
 			select {
 			case <-ctx.Done():
