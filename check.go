@@ -20,6 +20,12 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "check the connection: fetch the app token (with client credentials), make one harmless authenticated call (a recall naming no message), and print the base URL and the quotas in force; sends no message, exits 1 if the host, the app or the token is wrong",
+		Description: `Examples:
+   EASEMOB_TOKEN=... imcast check --host https://a1.easemob.com --org ORG --app APP
+   EASEMOB_CLIENT_ID=... EASEMOB_CLIENT_SECRET=... imcast check --host https://a1.easemob.com --app-id ID
+
+Exit codes: 0 the host accepted the app and the token; 1 it did not (unreachable, token refused,
+app unknown, not the API), or a flag is wrong.`,
 		Flags: append(connectionFlags(), quotaFlags()...),
 		Action: func(c *cli.Context) error {
 			return check(c.Context, checkOpts{Conn: connOptionsFrom(c), Quotas: quotaOptionsFrom(c)}, c.App.Writer, c.App.ErrWriter)

@@ -117,10 +117,5 @@ func tokenText(t string) bool {
 // redact blots the secrets of the environment out of a message, should one
 // have slipped into an error.
 func redact(msg string) string {
-	for _, name := range []string{"EASEMOB_TOKEN", "EASEMOB_CLIENT_SECRET"} {
-		if v := strings.TrimSpace(os.Getenv(name)); len(v) >= 4 {
-			msg = strings.ReplaceAll(msg, v, "[redacted]")
-		}
-	}
-	return msg
+	return chatapi.Scrub(msg, strings.TrimSpace(os.Getenv("EASEMOB_TOKEN")), strings.TrimSpace(os.Getenv("EASEMOB_CLIENT_SECRET")))
 }

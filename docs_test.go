@@ -27,8 +27,8 @@ COMP_WORDS=(imcast run --qu); COMP_CWORD=2; _imcast_complete; echo "${COMPREPLY[
 		t.Fatalf("bash: %v\n%s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 2 || lines[0] != "report resolve" || lines[1] != "--quota-scale --quiet" {
-		t.Errorf("completions: %q, want [\"report resolve\" \"--quota-scale --quiet\"]", lines)
+	if len(lines) != 2 || lines[0] != "report resolve recall" || lines[1] != "--quota-scale --quiet" {
+		t.Errorf("completions: %q, want [\"report resolve recall\" \"--quota-scale --quiet\"]", lines)
 	}
 	page, err := exec.Command(bin, "man").Output()
 	if err != nil {

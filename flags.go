@@ -129,10 +129,17 @@ func guardOptionsFrom(c *cli.Context) guardOptions {
 		Window: c.String("window"), Timezone: c.String("timezone")}
 }
 
-// check refuses guards out of range.
-func (g guardOptions) check() error {
+// defaultMaxFailureRate is --max-failure-rate's default (SPEC.md).
+const defaultMaxFailureRate = 0.2
+
+// check refuses guards out of range; a MaxFailureRate of 0 (not given)
+// is the default.
+func (g *guardOptions) check() error {
 	if g.Canary < 0 {
 		return fmt.Errorf("--canary %d: want a number of deliveries above 0", g.Canary)
+	}
+	if g.MaxFailureRate == 0 {
+		g.MaxFailureRate = defaultMaxFailureRate
 	}
 	if !(g.MaxFailureRate > 0 && g.MaxFailureRate <= 1) {
 		return fmt.Errorf("--max-failure-rate %v: want a fraction above 0, at most 1 (1: never stop)", g.MaxFailureRate)

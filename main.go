@@ -72,12 +72,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	msg := redact(err.Error())
-	if errors.Is(err, context.Canceled) {
-		msg = "interrupted: the calls in flight were answered and recorded; run again to go on"
-	}
-	fmt.Fprintf(stderr, "%s imcast: %s\n", report.Stamp(time.Now()), msg)
+	fmt.Fprintf(stderr, "%s imcast: %s\n", report.Stamp(time.Now()), errorText(err))
 	return exitCode(err)
+}
+
+// errorText is what the user is told of the error that ended a command,
+// secrets scrubbed.
+func errorText(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "interrupted: the calls in flight were answered and recorded; run again to go on"
+	}
+	return redact(err.Error())
 }
 
 // exitCode maps an error to the exit code SPEC.md gives it.

@@ -28,7 +28,7 @@ func TestRunSaysWhy(t *testing.T) {
 	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{QuotaForbidden: 0.2, ErrorAfter: 0.3}, Seed: 3})
 	t.Setenv("EASEMOB_TOKEN", "test-token")
 	state := filepath.Join(dir, "ledger.db")
-	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", campaign)
+	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", "--max-failure-rate", "1", campaign)
 	if code != exitIncomplete {
 		t.Fatalf("exit %d, want 3 (uncertain deliveries)\n%s\n%s", code, stdout, stderr)
 	}
@@ -65,7 +65,7 @@ func TestRunJSONEventsHaveTimes(t *testing.T) {
 	campaign, _ := testCampaign(t, dir, 400)
 	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{QuotaForbidden: 0.2, ErrorAfter: 0.3}, Seed: 3})
 	t.Setenv("EASEMOB_TOKEN", "test-token")
-	code, stdout, stderr := runCLI(t, "run", "--json", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quota-scale", "20", campaign)
+	code, stdout, stderr := runCLI(t, "run", "--json", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quota-scale", "20", "--max-failure-rate", "1", campaign)
 	if code != exitIncomplete {
 		t.Fatalf("exit %d, want 3\n%s\n%s", code, stdout, stderr)
 	}
@@ -165,5 +165,21 @@ func TestForbiddenOperationIsNotRetried(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--quiet", campaign)
 	if code != exitIncomplete || calls.Load() != 3 || !strings.Contains(stdout, "app is disabled") {
 		t.Errorf("every call 403 forbidden_op: exit %d after %d calls, want 3 after 3 naming the reason\n%s%s", code, calls.Load(), stdout, stderr)
+	}
+}
+
+// TestReasonsAreOnePerCause: uncertain deliveries a 200 answer left out
+// are a reason of the summary, and connection resets are one reason
+// whatever the ports they came on.
+func TestReasonsAreOnePerCause(t *testing.T) {
+	dir := t.TempDir()
+	campaign := writeCampaign(t, dir, map[string]int{"rooms": 600})
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{Partial: 0.2, ResetAfter: 0.2}, Seed: 5})
+	code, out := guardRun(t, srv, filepath.Join(dir, "l.db"), campaign, "--max-failure-rate", "1")
+	if code != exitIncomplete || !strings.Contains(out, "gave no message ID") {
+		t.Fatalf("exit %d, want 3 with the partial answers' reason\n%s", code, out)
+	}
+	if n := strings.Count(out, "connection reset by peer"); n != 1 {
+		t.Errorf("connection resets are %d reasons of the summary, want 1\n%s", n, out)
 	}
 }

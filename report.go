@@ -27,6 +27,14 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "report",
 		Usage: "one row per delivery in the ledger; run accepts the file back as a campaign",
+		Description: `Columns: campaign, kind, scope, recipient, state (sent, failed, uncertain, pending, in_flight),
+message_id, error, time, recall (after imcast recall), then the message's columns.
+
+Examples:
+   imcast report --state spring.db --only failed,uncertain --out retry.csv
+   imcast report --state spring.db --campaign spring --format jsonl
+
+Exit codes: 0 written; 1 no such ledger, a damaged one, one a run holds, or a bad flag.`,
 		Flags: []cli.Flag{
 			stateFlag(),
 			&cli.StringFlag{Name: "campaign", Usage: "only this campaign `NAME`"},

@@ -21,7 +21,7 @@ func TestResolveSettlesUncertain(t *testing.T) {
 	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{ErrorBefore: 0.5}, Seed: 5})
 	t.Setenv("EASEMOB_TOKEN", "test-token")
 	state := filepath.Join(dir, "l.db")
-	send := []string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", "--quiet", campaign}
+	send := []string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", "--max-failure-rate", "1", "--quiet", campaign}
 	if code, out, errs := runCLI(t, send...); code != exitIncomplete {
 		t.Fatalf("first run: exit %d, want 3\n%s%s", code, out, errs)
 	}

@@ -72,7 +72,12 @@ Europe/Paris sends only inside the window, waiting for it to open and stopping a
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 			&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"IMCAST_METRICS_ADDR"}, Usage: "serve Prometheus metrics of the run at http://`ADDRESS`/metrics (host:port; port 0 picks one, named in the start line)"},
 			&cli.Int64Flag{Name: "canary", Usage: "send `N` deliveries (the first in plan order), then stop with exit 4; the next run without --canary sends the rest"},
-			&cli.Float64Flag{Name: "max-failure-rate", Value: 0.2, Usage: "stop (exit 1) when more than this `FRACTION` of the last 200 answered deliveries failed or are uncertain (1: never)"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: defaultMaxFailureRate, Action: func(_ *cli.Context, f float64) error {
+				if !(f > 0 && f <= 1) {
+					return fmt.Errorf("--max-failure-rate %v: want a fraction above 0, at most 1 (1: never stop)", f)
+				}
+				return nil
+			}, Usage: "stop (exit 1) when more than this `FRACTION` of the last 200 answered deliveries failed or are uncertain (1: never)"},
 			windowFlag(), timezoneFlag(),
 			&cli.StringFlag{Name: "redis", EnvVars: []string{"IMCAST_REDIS"}, Usage: "share the app's quotas with every imcast process that names this Redis `URL` (redis://host:port/db), on any host; a URL with a password belongs in IMCAST_REDIS, which other users cannot read"},
 		),
@@ -186,12 +191,12 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	report.WriteStart(progressOut, mode, start)
 	stopLive := report.KeepLive(store.Path(), name, progress, prep.Plan.Kinds, time.Second)
 	defer stopLive()
-	stopWatch := report.Watch(progressOut, report.Watching{Mode: mode, Progress: progress, Total: prep.Plan.Total.Pending,
+	stopWatch := report.Watch(progressOut, report.Watching{Mode: mode, Progress: progress, Total: prep.Plan.Total.Pending, Kinds: prep.Plan.Kinds,
 		Estimate: prep.Plan.Total.Estimate, Every: 10 * time.Second})
 	res, err := prep.Send(ctx)
 	stopWatch()
 	if err != nil && o.JSON {
-		report.WriteError(stdout, redact(err.Error()))
+		report.WriteError(stdout, errorText(err), exitCode(err) == exitFatal)
 	}
 	sum := report.NewSummary(name, store.Path(), res)
 	write := sum.WriteText

@@ -115,7 +115,7 @@ func TestRunSendsEveryDeliveryOnceUnderFaults(t *testing.T) {
 			srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: tt.faults, Seed: 7})
 			t.Setenv("EASEMOB_TOKEN", "test-token")
 			state := filepath.Join(dir, "ledger.db")
-			args := []string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", "--quiet", campaign}
+			args := []string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quota-scale", "20", "--max-failure-rate", "1", "--quiet", campaign}
 			code, stdout, stderr := runCLI(t, args...)
 			stats := srv.Stats()
 			if stats.Duplicates != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,12 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "count each campaign's deliveries in the ledger: sent, failed, uncertain, pending; while a run holds the ledger, the run's own counts, which it shares beside it",
+		Description: `Examples:
+   imcast status --state spring.db
+   imcast status --state spring.db --json    # one JSON object a campaign
+
+Exit codes: 0 printed (also while a run holds the ledger: the run's own counts); 1 no such
+ledger, a damaged one, or one a run holds that shares no counts.`,
 		Flags: []cli.Flag{stateFlag(), &cli.BoolFlag{Name: "json", Usage: "print JSON lines"}},
 		Action: func(c *cli.Context) error {
 			return status(c.Context, statusOpts{State: c.String("state"), JSON: c.Bool("json")}, c.App.Writer, c.App.ErrWriter)
@@ -49,6 +56,8 @@ func status(_ context.Context, o statusOpts, stdout, _ io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	// no run holds the ledger: counts it shared are a killed run's
+	os.Remove(report.LivePath(o.State))
 	statuses, err := report.Status(store)
 	if err != nil {
 		return err

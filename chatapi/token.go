@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -145,16 +146,7 @@ func (c *Client) redact(err error, tokens ...string) error {
 		return nil
 	}
 	secrets := append(slices.Clone(c.secrets), tokens...)
-	scrub := func(s string) string {
-		for _, x := range secrets {
-			// a secret of a few letters is no secret, and blotting it
-			// out would garble every word that holds them
-			if len(x) >= 4 {
-				s = strings.ReplaceAll(s, x, "[redacted]")
-			}
-		}
-		return s
-	}
+	scrub := func(s string) string { return Scrub(s, secrets...) }
 	var e *Error
 	if errors.As(err, &e) {
 		out := *e
@@ -173,12 +165,24 @@ func (c *Client) redact(err error, tokens ...string) error {
 
 // holdsSecret reports whether s holds the client secret or one of tokens.
 func (c *Client) holdsSecret(s string, tokens ...string) bool {
-	for _, x := range append(slices.Clone(c.secrets), tokens...) {
-		if len(x) >= 4 && strings.Contains(s, x) {
-			return true
+	return Scrub(s, append(slices.Clone(c.secrets), tokens...)...) != s
+}
+
+// Scrub returns s with every secret blotted out, as written and as a JSON
+// string or a URL query writes it (a server echoing a request back
+// escapes it). A secret of under 4 bytes is no secret, and blotting it out
+// would garble every word that holds it.
+func Scrub(s string, secrets ...string) string {
+	for _, x := range secrets {
+		if len(x) < 4 {
+			continue
+		}
+		quoted, _ := json.Marshal(x)
+		for _, form := range []string{x, string(quoted[1 : len(quoted)-1]), url.QueryEscape(x), strings.ReplaceAll(strings.ReplaceAll(string(quoted[1:len(quoted)-1]), `\`, `\\`), `"`, `\"`)} {
+			s = strings.ReplaceAll(s, form, "[redacted]")
 		}
 	}
-	return false
+	return s
 }
 
 // redactedError is an error whose text had a secret in it.

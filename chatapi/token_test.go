@@ -2,7 +2,9 @@ package chatapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -130,5 +132,22 @@ func TestUpload(t *testing.T) {
 	}
 	if !got.Restricted || got.Filename != "pic.bin" || got.Size != int64(len("picture bytes")) {
 		t.Errorf("emulator recorded %+v, want restricted pic.bin of 13 bytes", got)
+	}
+}
+
+// TestScrubEscapedSecrets: a secret comes out of an error however a
+// server echoing the request wrote it: as is, as a JSON string, as a URL
+// query; a secret under 4 bytes is left (it would garble words).
+func TestScrubEscapedSecrets(t *testing.T) {
+	for _, secret := range []string{"p&ss<w>rd99", `sec"ret\\zz`, "plain-secret-42", "a b+c/d"} {
+		quoted, _ := json.Marshal(secret)
+		for _, echo := range []string{secret, string(quoted), url.QueryEscape(secret)} {
+			if got := chatapi.Scrub("got "+echo+" back", secret); strings.Contains(got, strings.Trim(echo, `"`)) || !strings.Contains(got, "[redacted]") {
+				t.Errorf("secret %q echoed as %q: scrubbed to %q", secret, echo, got)
+			}
+		}
+	}
+	if got := chatapi.Scrub("a cab", "ab"); got != "a cab" {
+		t.Errorf("a 2-byte secret garbled %q", got)
 	}
 }

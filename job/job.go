@@ -757,6 +757,9 @@ func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
 	}
 	pc.Sent.Add(int64(len(sent)))
 	pc.Uncertain.Add(int64(len(missing)))
+	if len(missing) > 0 {
+		r.progress.note(OutcomeUncertain, noID, int64(len(missing)))
+	}
 	return r.judged(nil, int64(len(missing)), int64(len(sent)), noID)
 }
 

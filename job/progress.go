@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -116,8 +117,15 @@ type reasons struct {
 	m  map[[2]string]int64
 }
 
+// connection matches the local and remote addresses of a network error.
+var connection = regexp.MustCompile(` [^ ]+:[0-9]+->[^ ]+:[0-9]+`)
+
 // note counts n more of outcome for reason.
 func (p *Progress) note(outcome, reason string, n int64) {
+	// one reason, whatever connection it came on: "read tcp
+	// 127.0.0.1:49392->127.0.0.1:8765: connection reset" is "read tcp:
+	// connection reset"
+	reason = connection.ReplaceAllString(reason, "")
 	if len(reason) > 200 {
 		reason = reason[:200] + "…"
 	}

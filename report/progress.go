@@ -10,6 +10,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"imcast/job"
+	"imcast/planner"
 )
 
 // Mode is how progress is shown.
@@ -85,14 +86,15 @@ func WriteWaiting(w io.Writer, mode Mode, window string, until time.Time) {
 	}
 }
 
-// WriteError prints the error that stopped a run as a JSON event.
-func WriteError(w io.Writer, msg string) {
+// WriteError prints the error that stopped a run as a JSON event; fatal
+// says it was an error, not a stop (an interrupt, a guard).
+func WriteError(w io.Writer, msg string, fatal bool) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Event string `json:"event"`
 		Time  string `json:"time"`
 		Fatal bool   `json:"fatal"`
 		Error string `json:"error"`
-	}{"error", Stamp(time.Now()), true, msg})
+	}{"error", Stamp(time.Now()), fatal, msg})
 }
 
 // Watching is what Watch shows: the progress of a run towards Total
@@ -103,6 +105,10 @@ type Watching struct {
 	Total    int64
 	Estimate time.Duration
 	Every    time.Duration // between lines (Lines and JSON)
+	// Kinds, if set, are the plan's kinds: they are sent side by side, so
+	// the time left is that of the kind with the most left, each kind at
+	// its own pace (a fast kind done early says nothing of a slow one)
+	Kinds []planner.KindPlan
 }
 
 // Watch shows a run's progress on w until the returned stop is called;
@@ -170,10 +176,10 @@ func (v *watcher) show() {
 	elapsed := now.Sub(v.start)
 	switch v.Mode {
 	case Bar:
-		v.bar.Describe(fmt.Sprintf("sending: failed %d, uncertain %d, %s left", failed, uncertain, left(n, v.Total, elapsed, v.Estimate)))
+		v.bar.Describe(fmt.Sprintf("sending: failed %d, uncertain %d, %s left", failed, uncertain, v.left(n, elapsed)))
 		_ = v.bar.Set64(n)
 	case Lines:
-		fmt.Fprintln(v.w, Stamp(now)+" "+progressLine(n, v.Total, sent, failed, uncertain, elapsed, v.Estimate))
+		fmt.Fprintln(v.w, Stamp(now)+" "+progressLine(n, v.Total, sent, failed, uncertain, elapsed, v.left(n, elapsed)))
 	case JSON:
 		_ = json.NewEncoder(v.w).Encode(struct {
 			Event     string  `json:"event"`
@@ -232,28 +238,49 @@ func reasonLine(outcome string, n int64, reason string) string {
 // left is the time the run has left: at the rate so far, but never less
 // than the plan's estimate of what is left (a first burst runs ahead of
 // the pace the quotas hold the rest to).
-func left(n, total int64, elapsed, estimate time.Duration) string {
+func left(n, total int64, elapsed, estimate time.Duration) (time.Duration, bool) {
 	if n >= total {
-		return "0s"
+		return 0, true
 	}
 	byPlan := time.Duration(float64(estimate) * float64(total-n) / float64(max(total, 1)))
 	if n == 0 || elapsed <= 0 {
 		if elapsed < estimate {
-			return (estimate - elapsed).Round(time.Second).String()
+			return estimate - elapsed, true
 		}
-		return "unknown" // nothing done in the time the plan gave it all
+		return 0, false // nothing done in the time the plan gave it all
 	}
 	byRate := time.Duration(float64(elapsed) * float64(total-n) / float64(n))
-	return max(byRate, byPlan).Round(time.Second).String()
+	return max(byRate, byPlan), true
+}
+
+// left words the time the run has left, n of its deliveries done after
+// elapsed: the longest of its kinds' when it knows them.
+func (v *watcher) left(n int64, elapsed time.Duration) string {
+	most, known := left(n, v.Total, elapsed, v.Estimate)
+	if len(v.Kinds) > 0 {
+		most, known = 0, true
+		for _, kp := range v.Kinds {
+			c := v.Progress.Kind(kp.Kind)
+			if c == nil || kp.Pending == 0 {
+				continue
+			}
+			d, ok := left(c.Sent.Load()+c.Failed.Load()+c.Uncertain.Load(), kp.Pending, elapsed, kp.Estimate)
+			most, known = max(most, d), known && ok
+		}
+	}
+	if !known {
+		return "unknown"
+	}
+	return most.Round(time.Second).String()
 }
 
 // progressLine is one line of progress: done of total, the rate so far and
 // the time left.
-func progressLine(n, total, sent, failed, uncertain int64, elapsed, estimate time.Duration) string {
+func progressLine(n, total, sent, failed, uncertain int64, elapsed time.Duration, left string) string {
 	rate := 0.0
 	if elapsed > 0 {
 		rate = float64(n) / elapsed.Seconds()
 	}
 	return fmt.Sprintf("progress: %d/%d (%.1f%%) sent %d, failed %d, uncertain %d; %.1f/s, %s left",
-		n, total, 100*float64(n)/float64(max(total, 1)), sent, failed, uncertain, rate, left(n, total, elapsed, estimate))
+		n, total, 100*float64(n)/float64(max(total, 1)), sent, failed, uncertain, rate, left)
 }

@@ -129,7 +129,7 @@ func (s Summary) writeReasons(w io.Writer) error {
 	fmt.Fprintln(w, "why:")
 	for i, r := range s.Reasons {
 		if i == shownReasons {
-			fmt.Fprintf(w, "  and %d more reasons (imcast report --only failed,uncertain lists every delivery's)\n", len(s.Reasons)-i)
+			fmt.Fprintf(w, "  and %d more reasons (imcast report --state %s --only failed,uncertain lists every delivery's)\n", len(s.Reasons)-i, shellQuote(s.Ledger))
 			break
 		}
 		fmt.Fprintf(w, "  %s\n", reasonLine(r.Outcome, r.Count, r.Reason))
