@@ -646,19 +646,27 @@ func (r *runner) begin(m *planner.Message, it item) (*checkpoint.Record, error) 
 // never was): the last write on this context is the call's own, after any
 // token request. The pacer learns from that moment.
 func (r *runner) send(sendCtx context.Context, b chatapi.Batch) (chatapi.Result, time.Time, error) {
-	var wrote atomic.Int64
-	traced := httptrace.WithClientTrace(sendCtx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(time.Now().UnixNano()) },
-	})
+	traced, wrote := traceWrote(sendCtx)
 	res, err := r.sender.Send(traced, b)
 	if sendCtx.Err() == nil {
 		r.health.done(err)
 	}
-	var at time.Time
-	if ns := wrote.Load(); ns != 0 {
-		at = time.Unix(0, ns)
+	return res, wrote(), err
+}
+
+// traceWrote returns ctx traced for the moment its last request was
+// written, and a func that says when that was (zero if never).
+func traceWrote(ctx context.Context) (context.Context, func() time.Time) {
+	var wrote atomic.Int64
+	traced := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(time.Now().UnixNano()) },
+	})
+	return traced, func() time.Time {
+		if ns := wrote.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Time{}
 	}
-	return res, at, err
 }
 
 // failed records a call that err ended: failed for good, uncertain, or

@@ -342,8 +342,9 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 			return nil, 0, fmt.Errorf("ledger: %w", err)
 		}
 	}
-	res, err := r.rc.RecallBatch(sendCtx, msgs)
-	r.pacer.answered(bk, sent, sent, time.Now(), chatapi.Refused(err), chatapi.RefusedCalls(err))
+	traced, wrote := traceWrote(sendCtx)
+	res, err := r.rc.RecallBatch(traced, msgs)
+	r.pacer.answered(bk, sent, wrote(), time.Now(), chatapi.Refused(err), chatapi.RefusedCalls(err))
 	r.count(func(p *RecallProgress) { p.Calls++ })
 	b.attempts++
 	if err != nil {
