@@ -65,7 +65,15 @@ func startRun(t *testing.T, srv *emulator.Running, state, campaign string, extra
 	t.Helper()
 	args := append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state,
 		"--quota-scale", "5", "--quiet"}, extra...)
-	cmd := exec.Command(binary(t), append(args, campaign)...)
+	return startBinary(t, append(args, campaign)...)
+}
+
+// startBinary starts the binary with args and a token, its output kept
+// in its Stdout (a *strings.Builder); it is killed when t ends if it is
+// still running.
+func startBinary(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=crash-test-token")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -209,18 +209,5 @@ func TestRecallKilledAndResumed(t *testing.T) {
 // at the default recall quota.
 func startRecall(t *testing.T, srv *emulator.Running, state string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binary(t), "recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
-	cmd.Env = append(os.Environ(), "EASEMOB_TOKEN=recall-test-token")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return cmd
+	return startBinary(t, "recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
 }

@@ -202,19 +202,11 @@ func (s *Server) recall(ep *endpoint, req *request, fault string, now time.Time,
 	for i, it := range req.recalls {
 		results[i] = s.recallOne(it, now)
 	}
-	status := http.StatusOK
-	switch fault {
-	case FaultErrorAfter:
-		return s.refusal(errInternal(), now)
-	case FaultResetAfter:
-		return outcome{reset: true}
-	case FaultStallAfter:
-		return outcome{stall: true}
-	case FaultNoContent:
-		return outcome{status: http.StatusNoContent}
-	case FaultCreated, FaultAccepted:
-		status = faultSuccess[fault]
+	o, answered := s.afterFault(fault, now)
+	if answered {
+		return o
 	}
+	status := o.status
 	partial := fault == FaultPartial || fault == FaultPartialDeliver
 	answer := recallAnswer{
 		Path: ep.path, URI: origin + b.prefix + ep.path, Timestamp: now.UnixMilli(),

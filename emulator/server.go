@@ -547,18 +547,12 @@ func (s *Server) decide(ep *endpoint, req *request, b base, origin, path string)
 	data := s.deliver(ep, req, now, skip)
 	s.stats.Accepted++
 	s.kinds[ep.kind].Accepted++
-	status := http.StatusOK
+	o, answered := s.afterFault(fault, now)
+	if answered {
+		return o
+	}
+	status := o.status
 	switch fault {
-	case FaultErrorAfter:
-		return s.refusal(errInternal(), now)
-	case FaultResetAfter:
-		return outcome{reset: true}
-	case FaultStallAfter:
-		return outcome{stall: true}
-	case FaultNoContent:
-		return outcome{status: http.StatusNoContent}
-	case FaultCreated, FaultAccepted:
-		status = faultSuccess[fault]
 	case FaultPartial:
 		s.leaveOut(data, req.to)
 	case FaultPartialDeliver:
@@ -579,6 +573,26 @@ func (s *Server) decide(ep *endpoint, req *request, b base, origin, path string)
 		Organization: b.org, Application: applicationUUID, Action: "post", Data: data,
 		ApplicationName: b.appName(),
 	}}
+}
+
+// afterFault is the answer of a call that was admitted and acted on, for
+// the faults that decide it (500, reset, stall, 204): answered is true
+// then; else the answer's status is set (201 and 202 for theirs, else
+// 200) for the call to fill in. s.mu is held.
+func (s *Server) afterFault(fault string, now time.Time) (o outcome, answered bool) {
+	switch fault {
+	case FaultErrorAfter:
+		return s.refusal(errInternal(), now), true
+	case FaultResetAfter:
+		return outcome{reset: true}, true
+	case FaultStallAfter:
+		return outcome{stall: true}, true
+	case FaultNoContent:
+		return outcome{status: http.StatusNoContent}, true
+	case FaultCreated, FaultAccepted:
+		return outcome{status: faultSuccess[fault]}, false
+	}
+	return outcome{status: http.StatusOK}, false
 }
 
 // redirectAnswer is the body of a redirect fault's answer.
