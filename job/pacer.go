@@ -500,13 +500,6 @@ type roomWindows struct {
 	adds  int
 }
 
-// spanNow is the span of a room's window, the margin in force included.
-func (r *roomWindows) spanNow() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.span
-}
-
 func newRoomWindows(cfg Pacing) *roomWindows {
 	return &roomWindows{span: time.Second + cfg.Margin, keep: time.Second + max(cfg.MaxMargin, cfg.Margin), rooms: map[string]*window{}}
 }
