@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"imcast/emulator"
+	"imcast/report"
 )
 
 // writeCampaign writes a JSON Lines campaign of n recipients of each kind
@@ -128,5 +130,37 @@ func TestSendWindow(t *testing.T) {
 	}
 	if code, out := guardRun(t, srv, state, campaign); code != exitOK || srv.Stats().Delivered != 300 || srv.Stats().Duplicates != 0 {
 		t.Errorf("the rerun: exit %d, %d delivered, %d duplicates\n%s", code, srv.Stats().Delivered, srv.Stats().Duplicates, out)
+	}
+}
+
+// TestBreakerCountsDeliveriesGivenUp: refusals sent again do not count,
+// but deliveries given up on after them failed: a server refusing every
+// call stops the run long before the campaign is spent.
+func TestBreakerCountsDeliveriesGivenUp(t *testing.T) {
+	dir := t.TempDir()
+	campaign := writeCampaign(t, dir, map[string]int{"rooms": 3000})
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{TooManyRequests: 1, RetryAfter: time.Millisecond}})
+	state := filepath.Join(dir, "l.db")
+	code, out := guardRun(t, srv, state, campaign)
+	_, status, _ := runCLI(t, "status", "--state", state, "--json")
+	var st report.CampaignStatus
+	if err := json.Unmarshal([]byte(status), &st); err != nil || code != exitFatal || !strings.Contains(out, "gave up after") || st.Failed > 1000 || st.Pending < 2000 {
+		t.Errorf("every call refused: exit %d, %d failed and %d pending; want 1 naming the give-ups, most of the 3000 left to send\n%s", code, st.Failed, st.Pending, out)
+	}
+}
+
+// TestShortSendWindow: a window of one second still sends what fits in
+// it (a call booked past the close stops its endpoint, not the calls
+// booked before it).
+func TestShortSendWindow(t *testing.T) {
+	dir := t.TempDir()
+	campaign := writeCampaign(t, dir, map[string]int{"users": 1000})
+	srv := startFake(t, emulator.Config{})
+	open := time.Now().UTC().Truncate(time.Second).Add(2 * time.Second)
+	window := open.Format("15:04:05") + "-" + open.Add(time.Second).Format("15:04:05")
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--window", window, "--timezone", "UTC", "--quiet", campaign)
+	if st := srv.Stats(); code != exitStopped || st.Delivered == 0 || !st.Kinds["users"].Last.Before(open.Add(time.Second)) {
+		t.Errorf("window %s: exit %d, %d delivered, the last call at %v; want 4, some sent inside\n%s%s", window, code, st.Delivered, st.Kinds["users"].Last, stdout, stderr)
 	}
 }

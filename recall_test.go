@@ -85,7 +85,7 @@ func TestRecallWithdrawsACampaign(t *testing.T) {
 		t.Errorf("status --json after the recall: %s", status)
 	}
 	_, rows, _ := runCLI(t, "report", "--state", state)
-	if !strings.Contains(rows, ",recalled,") || !strings.Contains(rows, "not recalled: cmd messages cannot be recalled") {
+	if !strings.Contains(rows, ",recalled,") || !strings.Contains(rows, "not recalled: cmd messages cannot be recalled") || !strings.Contains(rows, "not recalled: no message ID") {
 		t.Errorf("report shows no recall states:\n%.600s", rows)
 	}
 }
@@ -210,4 +210,25 @@ func TestRecallKilledAndResumed(t *testing.T) {
 func startRecall(t *testing.T, srv *emulator.Running, state string) *exec.Cmd {
 	t.Helper()
 	return startBinary(t, "recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
+}
+
+// TestRecallSaysWhatMayHaveArrived: deliveries left uncertain may have
+// arrived and have no message ID: a recall that withdrew every sent one
+// still exits 3, naming them.
+func TestRecallSaysWhatMayHaveArrived(t *testing.T) {
+	dir := t.TempDir()
+	campaign := filepath.Join(dir, "spring.jsonl")
+	if err := os.Rename(writeCampaign(t, dir, map[string]int{"rooms": 300}), campaign); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{ErrorAfter: 0.3}, Seed: 3})
+	if code, out := guardRun(t, srv, state, campaign, "--max-failure-rate", "1"); code != exitIncomplete {
+		t.Fatalf("run: exit %d, want 3\n%s", code, out)
+	}
+	srv.SetFaults(emulator.Faults{})
+	code, out := recallCLI(t, srv, state)
+	if code != exitIncomplete || !strings.Contains(out, "uncertain: they may have arrived") {
+		t.Errorf("recall with uncertain deliveries: exit %d, want 3 naming them\n%s", code, out)
+	}
 }

@@ -71,7 +71,12 @@ Europe/Paris sends only inside the window, waiting for it to open and stopping a
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 			&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"IMCAST_METRICS_ADDR"}, Usage: "serve Prometheus metrics of the run at http://`ADDRESS`/metrics (host:port; port 0 picks one, named in the start line)"},
-			&cli.Int64Flag{Name: "canary", Usage: "send `N` deliveries (the first in plan order), then stop with exit 4; the next run without --canary sends the rest"},
+			&cli.Int64Flag{Name: "canary", Action: func(_ *cli.Context, n int64) error {
+				if n <= 0 {
+					return fmt.Errorf("--canary %d: want a number of deliveries above 0", n)
+				}
+				return nil
+			}, Usage: "send `N` deliveries (the first in plan order), then stop with exit 4; the next run without --canary sends the rest"},
 			&cli.Float64Flag{Name: "max-failure-rate", Value: defaultMaxFailureRate, Action: func(_ *cli.Context, f float64) error {
 				if !(f > 0 && f <= 1) {
 					return fmt.Errorf("--max-failure-rate %v: want a fraction above 0, at most 1 (1: never stop)", f)

@@ -505,7 +505,7 @@ func (p *Prepared) Send(ctx context.Context) (*Result, error) {
 	case errors.As(err, &closed):
 		closed.Left = left
 	case err == nil && p.cfg.Canary > 0 && left > 0:
-		err = &CanaryError{Sent: sent + failed + uncertain, Left: left}
+		err = &CanaryError{Sent: sent, Bad: failed + uncertain, Left: left}
 	}
 	if err == nil && res.Complete() {
 		b, merr := json.Marshal(completion{Named: p.cfg.Named, Source: p.Plan.Source})

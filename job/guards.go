@@ -20,14 +20,17 @@ import (
 // sent, the send window closed): running again goes on.
 var ErrStopped = errors.New("stopped on purpose")
 
-// CanaryError is the end of a canary run: Sent deliveries were tried
-// (sent, failed or uncertain), Left were not.
+// CanaryError is the end of a canary run: of the deliveries it tried,
+// Sent were sent and Bad failed or are uncertain; Left were not tried.
 type CanaryError struct {
-	Sent, Left int64
+	Sent, Bad, Left int64
 }
 
 func (e *CanaryError) Error() string {
-	return fmt.Sprintf("canary: %d deliveries sent as asked, %d left: check them, then run again without --canary to send the rest", e.Sent, e.Left)
+	if e.Bad > 0 {
+		return fmt.Sprintf("canary: %d deliveries tried, %d sent, %d failed or uncertain, %d left: find out why before you go on (imcast report --only failed,uncertain), then run again without --canary to send the rest", e.Sent+e.Bad, e.Sent, e.Bad, e.Left)
+	}
+	return fmt.Sprintf("canary: %d deliveries sent, %d left: check them, then run again without --canary to send the rest", e.Sent, e.Left)
 }
 
 // Unwrap makes errors.Is(err, ErrStopped) hold.
@@ -42,7 +45,7 @@ type WindowClosedError struct {
 
 func (e *WindowClosedError) Error() string {
 	return fmt.Sprintf("the send window %s closed at %s; %d deliveries left: run again to go on (it waits for the window to open, at %s)",
-		e.Window, e.At.In(e.Window.Zone()).Format("15:04 MST"), e.Left, e.Window.NextOpen(e.At).Format("2006-01-02 15:04 MST"))
+		e.Window, e.At.In(e.Window.Zone()).Format("15:04:05 MST"), e.Left, e.Window.NextOpen(e.At).Format("2006-01-02 15:04:05 MST"))
 }
 
 // Unwrap makes errors.Is(err, ErrStopped) hold.

@@ -480,10 +480,13 @@ func (r *runner) launch(ctx, sendCtx context.Context, g *errgroup.Group, e *endp
 		return false, err
 	}
 	if !r.cfg.Until.IsZero() && !bk.at.Before(r.cfg.Until.Add(-closeLead)) {
-		// its time is past the window's close: the next run sends it
+		// its time is past the window's close: the next run sends it.
+		// The endpoint dispatches no more; the calls booked before go
+		// out at their times, and the close (the timer Run set) stops
+		// the run.
 		e.pacer.cancel(bk)
 		<-r.sem
-		r.halt(&WindowClosedError{Window: r.cfg.Window, At: r.cfg.Until})
+		<-ctx.Done()
 		return false, nil
 	}
 	if !sleepUntil(ctx, bk.at.Add(-r.cfg.Pacing.Lead)) {
@@ -713,7 +716,8 @@ func (r *runner) failed(e *endpoint, rec *checkpoint.Record, m *planner.Message,
 		rec.Error = fmt.Sprintf("gave up after %d attempts: %s", rec.Attempts, rec.Error)
 		pc.Failed.Add(int64(len(rec.To)))
 		r.progress.note(OutcomeFailed, rec.Error, int64(len(rec.To)))
-		return r.finish(rec)
+		// the retries did not count, but a delivery given up on failed
+		return r.judged(r.finish(rec), int64(len(rec.To)), 0, rec.Error)
 	}
 	if err := r.finish(rec); err != nil {
 		return err

@@ -54,18 +54,31 @@ type RecallResult struct {
 	Reasons     map[string]int64 // deliveries not recalled, by reason
 	Calls       int64            // recall calls this run made
 	Messages    int64            // message IDs this run set out to recall
-	Elapsed     time.Duration
+	// Uncertain deliveries may have arrived, and have no message ID to
+	// recall them by
+	Uncertain int64
+	Elapsed   time.Duration
 }
 
-// Complete reports whether every sent delivery is recalled.
-func (r *RecallResult) Complete() bool { return r.Recalled == r.Sent }
+// Complete reports whether every sent delivery is recalled, and none
+// may have arrived unrecalled.
+func (r *RecallResult) Complete() bool { return r.Recalled == r.Sent && r.Uncertain == 0 }
 
 // Reasons a delivery is not recalled that the server does not give.
 const (
-	reasonCmd     = "cmd messages cannot be recalled"
-	reasonNoID    = "no message ID: the legacy API answers none, and a delivery resolved as sent or left out of its answer has none"
+	reasonCmd = "cmd messages cannot be recalled"
+	// ReasonNoID is why a sent delivery that HasRecallID denies is not
+	// recalled.
+	ReasonNoID    = "no message ID: the legacy API answers none, and a delivery resolved as sent or left out of its answer has none"
 	reasonTooLate = "exceed recall time limit"
 )
+
+// HasRecallID reports whether a delivery has a message ID a recall can
+// name: the legacy API answers "success", not an ID, and a delivery
+// resolved as sent has none.
+func HasRecallID(d checkpoint.Delivery) bool {
+	return d.MessageID != "" && chatapi.Kind(d.Kind).ChatType() != ""
+}
 
 // recallTarget is one message to recall: its ID, where it went, and the
 // deliveries it covers; inDoubt says a recall of it may have gone out
@@ -143,15 +156,21 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResul
 	var cmds []checkpoint.RecallMark
 	err := camp.EachDelivery(func(d checkpoint.Delivery) error {
 		kind := chatapi.Kind(d.Kind)
-		if d.State != checkpoint.Sent || (cfg.Kinds != nil && !slices.Contains(cfg.Kinds, kind)) {
+		if cfg.Kinds != nil && !slices.Contains(cfg.Kinds, kind) {
+			return nil
+		}
+		if d.State == checkpoint.Uncertain {
+			res.Uncertain++
+		}
+		if d.State != checkpoint.Sent {
 			return nil
 		}
 		res.Sent++
-		ct := kind.ChatType()
-		if ct == "" || d.MessageID == "" {
-			res.not(1, reasonNoID)
+		if !HasRecallID(d) {
+			res.not(1, ReasonNoID)
 			return nil
 		}
+		ct := kind.ChatType()
 		switch d.Recall.State {
 		case checkpoint.Recalled:
 			res.Recalled++

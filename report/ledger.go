@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"imcast/chatapi"
 	"imcast/checkpoint"
+	"imcast/job"
 	"imcast/planner"
 )
 
@@ -57,7 +57,7 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 			case checkpoint.NotRecalled:
 				notRecalled++
 			case checkpoint.RecallNone:
-				if d.State == checkpoint.Sent && (d.MessageID == "" || chatapi.Kind(d.Kind).ChatType() == "") {
+				if d.State == checkpoint.Sent && !job.HasRecallID(d) {
 					noID++ // no recall can name it
 				}
 			}
@@ -156,10 +156,18 @@ func WriteDeliveries(w io.Writer, store *checkpoint.Store, opts DeliveriesOption
 	}
 	for _, name := range names {
 		c := store.Campaign(name)
+		marks, err := c.Recalls()
+		if err != nil {
+			return err
+		}
 		messages := map[[32]byte]map[string]json.RawMessage{}
-		err := c.EachDelivery(func(d checkpoint.Delivery) error {
+		err = c.EachDelivery(func(d checkpoint.Delivery) error {
 			if opts.Only != nil && !slices.Contains(opts.Only, d.State) {
 				return nil
+			}
+			if len(marks) > 0 && d.State == checkpoint.Sent && d.Recall.State == checkpoint.RecallNone && !job.HasRecallID(d) {
+				// recalled, but for what no recall can name
+				d.Recall = checkpoint.RecallMark{State: checkpoint.NotRecalled, Reason: job.ReasonNoID}
 			}
 			msg, ok := messages[d.Digest]
 			if !ok {

@@ -17,7 +17,11 @@ func WriteRecall(w io.Writer, campaign, ledger string, r *job.RecallResult) {
 	if r.Unknown > 0 {
 		fmt.Fprintf(w, ", %d still unknown (run recall again)", r.Unknown)
 	}
-	fmt.Fprintf(w, "\nthis recall: %d messages asked, %d calls in %s\n", r.Messages, r.Calls, r.Elapsed.Round(10*1e6))
+	fmt.Fprintln(w)
+	if r.Uncertain > 0 {
+		fmt.Fprintf(w, "%d deliveries are uncertain: they may have arrived, and have no message ID to recall them by (imcast report --state %s --only uncertain)\n", r.Uncertain, ledger)
+	}
+	fmt.Fprintf(w, "this recall: %d messages to recall, %d calls in %s\n", r.Messages, r.Calls, r.Elapsed.Round(10*1e6))
 	if len(r.Reasons) == 0 {
 		return
 	}
