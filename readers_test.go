@@ -105,3 +105,17 @@ func TestStatusShowsARunningRun(t *testing.T) {
 		t.Errorf("status after the run: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestReportOfAnUnknownCampaign: report --campaign naming a campaign the
+// ledger does not hold is an error naming those it holds, not an empty
+// report.
+func TestReportOfAnUnknownCampaign(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "l.db")
+	if code, _, errs := runCLI(t, "run", "--fake", "--state", state, "--quiet", "samples/mixed.jsonl"); code != exitOK {
+		t.Fatalf("run: exit %d %s", code, errs)
+	}
+	code, _, errs := runCLI(t, "report", "--state", state, "--campaign", "nope")
+	if code != exitFatal || !strings.Contains(errs, `no campaign "nope"`) || !strings.Contains(errs, "mixed") {
+		t.Errorf("report --campaign nope: exit %d %q, want 1 naming the campaigns held", code, errs)
+	}
+}

@@ -72,6 +72,11 @@ func writeReport(_ context.Context, o reportOpts, stdout, _ io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if o.Campaign != "" {
+		if _, err := store.Existing(o.Campaign); err != nil {
+			return err
+		}
+	}
 	if o.Out == "" {
 		return report.WriteDeliveries(stdout, store, opts)
 	}

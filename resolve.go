@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -79,14 +78,11 @@ func resolve(ctx context.Context, o resolveOpts, stdout, _ io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	names, err := store.Campaigns()
+	camp, err := store.Existing(o.Campaign)
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(names, o.Campaign) {
-		return fmt.Errorf("ledger %s holds no campaign %q (it holds %s)", o.State, o.Campaign, strings.Join(names, ", "))
-	}
-	n, err := store.Campaign(o.Campaign).Resolve(as, func(d checkpoint.Delivery) bool {
+	n, err := camp.Resolve(as, func(d checkpoint.Delivery) bool {
 		if kinds != nil && !slices.Contains(kinds, d.Kind) {
 			return false
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -543,4 +545,17 @@ func (s *Store) Recent(since time.Time, toOf func(kind string) bool, fn func(Cal
 func hasBuckets(tx *bolt.Tx) bool {
 	k, _ := tx.Cursor().First()
 	return k != nil
+}
+
+// Existing returns the ledger of campaign name, or an error naming the
+// campaigns the ledger holds if it holds no such one.
+func (s *Store) Existing(name string) (*Campaign, error) {
+	names, err := s.Campaigns()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(names, name) {
+		return nil, fmt.Errorf("the ledger %s holds no campaign %q (it holds %s)", s.path, name, strings.Join(names, ", "))
+	}
+	return s.Campaign(name), nil
 }

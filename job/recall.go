@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,14 +111,10 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 200 * time.Millisecond
 	}
-	names, err := store.Campaigns()
+	camp, err := store.Existing(cfg.Campaign)
 	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(names, cfg.Campaign) {
-		return nil, fmt.Errorf("the ledger %s holds no campaign %q (it holds %s)", store.Path(), cfg.Campaign, strings.Join(names, ", "))
-	}
-	camp := store.Campaign(cfg.Campaign)
 	res := &RecallResult{Reasons: map[string]int64{}}
 	todo, err := recallTargets(camp, cfg, res)
 	if err != nil {
