@@ -140,7 +140,13 @@ func (c *Client) NewRequest(ctx context.Context, b Batch, token string) (*http.R
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+b.Kind.Path(), bytes.NewReader(body))
+	return c.post(ctx, b.Kind.Path(), body, token)
+}
+
+// post builds a JSON POST of body to path under the base URL, with the
+// token.
+func (c *Client) post(ctx context.Context, path string, body []byte, token string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

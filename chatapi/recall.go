@@ -1,7 +1,6 @@
 package chatapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,13 +127,10 @@ func (c *Client) recallCall(ctx context.Context, path string, body any, token st
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(raw))
+	req, err := c.post(ctx, path, raw, token)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &Error{Outcome: Ambiguous, Err: stripURL(err)}
