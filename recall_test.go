@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,4 +234,32 @@ func TestRecallSaysWhatMayHaveArrived(t *testing.T) {
 	if code != exitIncomplete || !strings.Contains(out, "uncertain: they may have arrived") {
 		t.Errorf("recall with uncertain deliveries: exit %d, want 3 naming them\n%s", code, out)
 	}
+}
+
+// TestRecallRefusedWholeStopsAndLeavesNoneBehind: a recall call refused
+// as a whole (404: a wrong app) stops the recall (exit 1) without
+// recording its messages as not recalled; the next recall, against the
+// right host, recalls them all.
+func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, 60)
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	wrong := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(404)
+		io.WriteString(w, `{"error":"organization_application_not_found","error_description":"no such app"}`)
+	}))
+	defer wrong.Close()
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	code, stdout, stderr := runCLI(t, "recall", "--host", wrong.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
+	if code != exitFatal || !strings.Contains(stderr, "404") {
+		t.Fatalf("recall against a host that knows no such app: exit %d, want 1 naming the 404\n%s%s", code, stdout, stderr)
+	}
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids {
+		t.Errorf("the recall after: exit %d, %d of %d recalled; want every one\n%s", code, srv.Stats().Recalled, ids, out)
+	}
+	ledgerAgrees(t, state, ids)
 }

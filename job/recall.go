@@ -396,15 +396,12 @@ func (r *recaller) failed(b recallBatch, err error) (*recallBatch, time.Duration
 	switch {
 	case chatapi.CredentialsRefused(err):
 		return nil, 0, err
-	case e != nil && e.Status == 403:
-		// the service's refusal (not enabled): every call would get it
-		return nil, 0, fmt.Errorf("recall refused: %w", err)
 	case chatapi.OutcomeOf(err) == chatapi.Permanent:
-		marks := make([]checkpoint.RecallMark, len(b.msgs))
-		for i, t := range b.msgs {
-			marks[i] = checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: err.Error()}
-		}
-		return nil, 0, r.record(b.msgs, marks)
+		// a refusal of the whole call (the service not enabled, a wrong
+		// app, a redirect), not of its messages, which answer in the
+		// data: every call would get it. The messages stay marked in
+		// flight, for the next recall to ask again.
+		return nil, 0, fmt.Errorf("recall refused: %w", err)
 	case chatapi.OutcomeOf(err) == chatapi.Ambiguous:
 		for i := range b.msgs {
 			b.msgs[i].inDoubt = true
