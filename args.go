@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -12,8 +13,12 @@ import (
 // `imcast run --state x.db a.csv`): urfave/cli, like Go's flag package,
 // takes everything after the first file as files. A flag's value goes
 // with it; `--` ends the flags, and what follows stays files, in order.
-// A flag that takes a value and comes last without one is an error (the
-// reordered words would give it the `--`); help asked anywhere is help.
+// A flag that takes a value and has none is an error: one that comes
+// last (the reordered words would give it the `--`), one followed by
+// another flag or a dash (`--state --quiet` would name a ledger
+// "--quiet"; a number such as -3 is a value, and `--state=-x` says so),
+// and an empty one (`--window=` would run with no window). Help asked
+// anywhere is help.
 func flagsFirst(app *cli.App, args []string) ([]string, error) {
 	if len(args) > 0 && args[len(args)-1] == completionFlag {
 		return args, nil // asked what may come next: the words as typed
@@ -47,12 +52,24 @@ func flagsFirst(app *cli.App, args []string) ([]string, error) {
 		if name == "h" || name == "help" {
 			return append(append([]string{}, head...), "--help"), nil
 		}
-		if !inline && takesValue(cmd, name) {
-			if j+1 >= len(rest) {
-				return nil, fmt.Errorf("%s %s: flag %s needs a value", args[0], cmd.Name, a)
-			}
+		if !takesValue(cmd, name) {
+			continue
+		}
+		value, explicit := "", inline
+		if explicit {
+			_, value, _ = strings.Cut(a, "=")
+		} else if j+1 < len(rest) && !looksLikeFlag(rest[j+1]) {
 			j++
-			flags = append(flags, rest[j])
+			value = rest[j]
+			flags = append(flags, value)
+			explicit = true
+		}
+		if !explicit || value == "" {
+			what := "needs a value"
+			if !explicit && j+1 < len(rest) {
+				what += fmt.Sprintf(" (it is followed by %s; write %s=%s if that is its value)", rest[j+1], a, rest[j+1])
+			}
+			return nil, fmt.Errorf("%s %s: flag %s %s", app.Name, cmd.Name, strings.TrimSuffix(a, "="), what)
 		}
 	}
 	out := append(append([]string{}, head...), flags...)
@@ -60,6 +77,17 @@ func flagsFirst(app *cli.App, args []string) ([]string, error) {
 		out = append(append(out, "--"), files...)
 	}
 	return out, nil
+}
+
+// looksLikeFlag reports whether a word after a value flag is a flag (or
+// the `--` or `-` of a shell line) rather than the flag's value: it
+// starts with a dash and is not a number.
+func looksLikeFlag(w string) bool {
+	if !strings.HasPrefix(w, "-") {
+		return false
+	}
+	_, err := strconv.ParseFloat(w, 64)
+	return err != nil
 }
 
 // takesValue reports whether the command's flag name takes a value (all

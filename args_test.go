@@ -56,6 +56,30 @@ func TestFlagsAfterTheFiles(t *testing.T) {
 			t.Fatalf("imcast run ids.csv %s made a file named --", last)
 		}
 	}
+	// a value flag followed by another flag or a dash does not take it as
+	// its value, and an empty value is no value (--window= ran with no
+	// window at all); a negative number is a value, refused by its flag
+	for _, bad := range [][]string{
+		{"--state", "--quiet"}, {"--state", "--"}, {"--state", "-"}, {"--campaign", "--"},
+		{"--window="}, {"--campaign="}, {"--state", ""}, {"--timezone="},
+	} {
+		errs.Reset()
+		args := append([]string{"imcast", "run", "--fake", ids}, bad...)
+		code := run(context.Background(), args, &out, &errs)
+		if code != exitFatal || !strings.Contains(errs.String(), "flag "+strings.TrimSuffix(bad[0], "=")+" needs a value") {
+			t.Errorf("imcast run ids.csv %q: exit %d, %q; want 1, the flag needs a value", bad, code, errs.String())
+		}
+		for _, name := range []string{"--quiet", "--", "-"} {
+			if _, err := os.Stat(name); err == nil {
+				t.Fatalf("imcast run ids.csv %q made a file named %s", bad, name)
+			}
+		}
+	}
+	got, err = flagsFirst(app, []string{"imcast", "run", "a.csv", "--workers", "-3", "--state=-x"})
+	want = []string{"imcast", "run", "--workers", "-3", "--state=-x", "--", "a.csv"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("flagsFirst with dash values: %q %v, want %q", got, err, want)
+	}
 	out.Reset()
 	if code := run(context.Background(), []string{"imcast", "run", ids, "--message", msg, "--help"}, &out, &errs); code != exitOK || !strings.Contains(out.String(), "--canary") {
 		t.Errorf("--help after the files: exit %d, want the run command's help\n%s", code, out.String())
