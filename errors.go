@@ -3,15 +3,28 @@ package main
 import (
 	"errors"
 	"fmt"
+	"imcast/job"
+	"imcast/planner"
+	"strings"
 )
 
 // errIncomplete ends a run that finished with deliveries failed or
 // uncertain (exit code 3).
 var errIncomplete = errors.New("finished, but some deliveries failed or are uncertain")
 
-// errNotRecalled ends a recall that left sent deliveries not recalled
-// (exit code 3, as errIncomplete).
-var errNotRecalled = fmt.Errorf("%w: some sent deliveries are not recalled (the summary says why)", errRecallIncomplete)
+// notRecalled ends a recall that left sent deliveries not recalled, or
+// uncertain ones that may have arrived with no ID to recall them by
+// (exit code 3, as errIncomplete), saying which.
+func notRecalled(res *job.RecallResult) error {
+	var what []string
+	if n := res.Sent - res.Recalled; n > 0 {
+		what = append(what, planner.Count(n, "sent delivery is", "sent deliveries are")+" not recalled")
+	}
+	if res.Uncertain > 0 {
+		what = append(what, planner.Count(res.Uncertain, "uncertain delivery", "uncertain deliveries")+" may have arrived, with no message ID to recall")
+	}
+	return fmt.Errorf("%w: %s (the summary says why)", errRecallIncomplete, strings.Join(what, "; "))
+}
 
 // errRecallIncomplete is errIncomplete worded for a recall.
 var errRecallIncomplete = &wording{errIncomplete, "finished"}

@@ -149,6 +149,33 @@ func TestBreakerCountsDeliveriesGivenUp(t *testing.T) {
 	}
 }
 
+// TestEndlessRefusalsStop: a server that answers every call 403 "message
+// send reach limit" (the quota used up, or taken by another job) is
+// answering, but the run makes no progress: it stops after the stall
+// timeout with exit 1 naming the refusal, sends nothing and holds nothing
+// uncertain, and a rerun once the quota is back sends all, none twice. A
+// campaign too small for the breaker's 200 deliveries waited out ten
+// backoffs per batch before.
+func TestEndlessRefusalsStop(t *testing.T) {
+	dir := t.TempDir()
+	campaign := writeCampaign(t, dir, map[string]int{"groups": 30})
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{QuotaForbidden: 1}})
+	state := filepath.Join(dir, "l.db")
+	code, out := guardRun(t, srv, state, campaign, "--stall-timeout", "2s")
+	_, status, _ := runCLI(t, "status", "--state", state, "--json")
+	var st report.CampaignStatus
+	if err := json.Unmarshal([]byte(status), &st); err != nil || code != exitFatal || !strings.Contains(out, "every call was refused") || !strings.Contains(out, "reach limit") || st.Sent != 0 || st.Uncertain != 0 {
+		t.Fatalf("every call refused 403: exit %d, %d sent and %d uncertain; want 1 naming the refusal, none sent or uncertain\n%s", code, st.Sent, st.Uncertain, out)
+	}
+	if srv.Stats().Delivered != 0 {
+		t.Fatalf("a refusing server delivered %d", srv.Stats().Delivered)
+	}
+	srv.SetFaults(emulator.Faults{})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK || srv.Stats().Delivered != 30 || srv.Stats().Duplicates != 0 {
+		t.Errorf("the rerun with the quota back: exit %d, %d delivered, %d duplicates; want 0, 30, 0\n%s", code, srv.Stats().Delivered, srv.Stats().Duplicates, out)
+	}
+}
+
 // TestShortSendWindow: a window of one second still sends what fits in
 // it (a call booked past the close stops its endpoint, not the calls
 // booked before it).

@@ -132,6 +132,7 @@ func TestCheckRefusesHostsThatAreNotTheAPI(t *testing.T) {
 		{400, `{"error":"organization_application_not_found","error_description":"no such app"}`},
 		{400, `<html><body>400 Bad Request</body></html>`},
 		{403, `{"error":"forbidden_op","error_description":"app is disabled"}`},
+		{403, `{"error":"forbidden_op","error_description":"recall is forbidden for this app"}`},
 		{200, `{"ok":true}`},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"imcast/chatapi"
 	"imcast/checkpoint"
 	"imcast/job"
+	"imcast/planner"
 	"imcast/report"
 )
 
@@ -94,15 +95,15 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 				return
 			}
 			last = time.Now()
-			fmt.Fprintf(stderr, "%s imcast recall: %d of %d messages answered (%d recalled, %d not), %d calls\n",
-				report.Stamp(last), p.Recalled+p.NotRecalled, p.Total, p.Recalled, p.NotRecalled, p.Calls)
+			fmt.Fprintf(stderr, "%s imcast recall: %d of %d messages answered (%d recalled, %d not), %s\n",
+				report.Stamp(last), p.Recalled+p.NotRecalled, p.Total, p.Recalled, p.NotRecalled, planner.Count(p.Calls, "call", "calls"))
 		},
 	})
 	if res != nil {
 		report.WriteRecall(stdout, o.Campaign, store.Path(), res)
 	}
 	if err == nil && !res.Complete() {
-		err = errNotRecalled
+		err = notRecalled(res)
 	}
 	return err
 }

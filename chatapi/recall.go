@@ -157,6 +157,10 @@ func (c *Client) recallCall(ctx context.Context, path string, body any, token st
 	return a.Data, nil
 }
 
+// recallUnopened is what the API says, in a 403 forbidden_op, of a
+// recall to an app whose recall service is not enabled.
+const recallUnopened = "recall service is unopened"
+
 // ErrNotTheAPI is the error of Probe when the host answers, but not as
 // the API answers a recall naming no message.
 var ErrNotTheAPI = errors.New("the host did not answer as the API does (want 400 message_recall_error to a recall naming no message)")
@@ -189,7 +193,7 @@ func (c *Client) Probe(ctx context.Context) (recall bool, err error) {
 			return false, err
 		case e.Status == http.StatusBadRequest && e.Code == "message_recall_error":
 			return true, nil // what the recall API answers a recall naming nothing
-		case e.Status == http.StatusForbidden && e.Code == "forbidden_op" && strings.Contains(e.Description, "recall"):
+		case e.Status == http.StatusForbidden && e.Code == "forbidden_op" && strings.Contains(strings.ToLower(e.Description), recallUnopened):
 			return false, nil // the app's recall service is not enabled
 		case e.Status == http.StatusForbidden && e.Code == "message_recall_error":
 			return true, nil

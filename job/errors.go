@@ -14,7 +14,8 @@ import (
 var ErrNoUploader = errors.New("a message has a file to upload, but no uploader is configured")
 
 // ErrUnreachable stops a run when no call was answered for too long: the
-// host refuses connections, cannot be found or does not answer. It comes
+// host refuses connections, cannot be found, does not answer, or answers
+// every call with a refusal (429, 403 quota, 503). It comes
 // wrapped in an *UnreachableError naming the host.
 var ErrUnreachable = errors.New("no answer from the host")
 
@@ -24,12 +25,16 @@ type UnreachableError struct {
 	Host     string
 	For      time.Duration
 	Answered bool  // whether any call of the run was answered before
+	Refused  bool  // whether the host answered meanwhile, refusing every call (quota)
 	Last     error // the last failure, nil if none came back yet
 }
 
 func (e *UnreachableError) Error() string {
 	what := "no call of this run was answered"
-	if e.Answered {
+	switch {
+	case e.Refused:
+		what = "every call was refused (the app's quota taken by something else, or used up)"
+	case e.Answered:
 		what = "no call was answered"
 	}
 	msg := fmt.Sprintf("%s: %s for %s", e.Host, what, e.For.Round(time.Second))

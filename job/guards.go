@@ -28,9 +28,9 @@ type CanaryError struct {
 
 func (e *CanaryError) Error() string {
 	if e.Bad > 0 {
-		return fmt.Sprintf("canary: %d deliveries tried, %d sent, %d failed or uncertain, %d left: find out why before you go on (imcast report --only failed,uncertain), then run again without --canary to send the rest", e.Sent+e.Bad, e.Sent, e.Bad, e.Left)
+		return fmt.Sprintf("canary: %s tried, %d sent, %d failed or uncertain, %d left: find out why before you go on (imcast report --only failed,uncertain), then run again without --canary to send the rest", planner.Count(e.Sent+e.Bad, "delivery", "deliveries"), e.Sent, e.Bad, e.Left)
 	}
-	return fmt.Sprintf("canary: %d deliveries sent, %d left: check them, then run again without --canary to send the rest", e.Sent, e.Left)
+	return fmt.Sprintf("canary: %s sent, %d left: check what arrived, then run again without --canary to send the rest", planner.Count(e.Sent, "delivery", "deliveries"), e.Left)
 }
 
 // Unwrap makes errors.Is(err, ErrStopped) hold.
@@ -44,8 +44,8 @@ type WindowClosedError struct {
 }
 
 func (e *WindowClosedError) Error() string {
-	return fmt.Sprintf("the send window %s closed at %s; %d deliveries left: run again to go on (it waits for the window to open, at %s)",
-		e.Window, e.At.In(e.Window.Zone()).Format("15:04:05 MST"), e.Left, e.Window.NextOpen(e.At).Format("2006-01-02 15:04:05 MST"))
+	return fmt.Sprintf("the send window %s closed at %s; %s left: run again to go on (it waits for the window to open, at %s)",
+		e.Window, e.At.In(e.Window.Zone()).Format("15:04:05 MST"), planner.Count(e.Left, "delivery", "deliveries"), e.Window.NextOpen(e.At).Format("2006-01-02 15:04:05 MST"))
 }
 
 // Unwrap makes errors.Is(err, ErrStopped) hold.

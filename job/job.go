@@ -340,12 +340,16 @@ func endpoints(cfg Config) []*endpoint {
 	return order
 }
 
-// health tracks whether the host answers.
+// health tracks whether the host answers, and whether its answers take
+// any call: a refusal (429, 403 quota, 503) shows the host is there, but
+// a run whose every call is refused makes no progress, and stops after
+// the stall timeout as one the host does not answer.
 type health struct {
 	mu       sync.Mutex
-	answered bool      // some call of the run was answered
-	waiting  time.Time // since when calls have gone unanswered; zero: none started since the last answer
-	last     error     // the last failure since the last answer
+	answered bool      // some call of the run was answered, a refusal included
+	waiting  time.Time // since when calls have gone untaken; zero: none started since the last taken
+	last     error     // the last failure since the last call taken
+	refused  bool      // some call since then was answered with a refusal
 }
 
 // sending notes a call going out.
@@ -357,16 +361,20 @@ func (h *health) sending(now time.Time) {
 	}
 }
 
-// done notes what came of a call: any HTTP answer, a refusal included,
-// shows the host is there.
+// done notes what came of a call: any HTTP answer shows the host is
+// there; any but a refusal is progress.
 func (h *health) done(err error) {
 	var e *chatapi.Error
 	answered := err == nil || (errors.As(err, &e) && e.Status != 0)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if answered {
-		h.answered, h.waiting, h.last = true, time.Time{}, nil
-	} else {
+	switch {
+	case answered && chatapi.Refused(err):
+		h.answered, h.last = true, err
+		h.refused = true
+	case answered:
+		h.answered, h.waiting, h.last, h.refused = true, time.Time{}, nil, false
+	default:
 		h.last = err
 	}
 }
@@ -392,7 +400,7 @@ func (r *runner) watch(ctx context.Context, done <-chan struct{}) error {
 			}
 			var err error
 			if !h.waiting.IsZero() && now.Sub(h.waiting) >= limit {
-				err = &UnreachableError{Host: r.cfg.Host, For: now.Sub(h.waiting), Answered: h.answered, Last: h.last}
+				err = &UnreachableError{Host: r.cfg.Host, For: now.Sub(h.waiting), Answered: h.answered, Refused: h.refused, Last: h.last}
 			}
 			h.mu.Unlock()
 			if err != nil {

@@ -62,8 +62,8 @@ func WriteStart(w io.Writer, mode Mode, s Start) {
 		if s.Metrics != "" {
 			extra += ", metrics at " + s.Metrics
 		}
-		fmt.Fprintf(w, "%s imcast run: host %s, app %s, campaign %s, ledger %s: %d deliveries to send%s\n",
-			s.Time, s.Host, s.App, s.Campaign, s.Ledger, s.ToSend, extra)
+		fmt.Fprintf(w, "%s imcast run: host %s, app %s, campaign %s, ledger %s: %s to send%s\n",
+			s.Time, s.Host, s.App, s.Campaign, s.Ledger, planner.Count(s.ToSend, "delivery", "deliveries"), extra)
 	}
 }
 
@@ -230,7 +230,7 @@ func (v *watcher) reasons(now time.Time) {
 // reasonLine words n of an outcome for a reason.
 func reasonLine(outcome string, n int64, reason string) string {
 	if outcome == job.OutcomeRetried {
-		return fmt.Sprintf("%d calls retried: %s", n, reason)
+		return fmt.Sprintf("%s retried: %s", planner.Count(n, "call", "calls"), reason)
 	}
 	return fmt.Sprintf("%d %s: %s", n, outcome, reason)
 }

@@ -8,20 +8,21 @@ import (
 	"slices"
 
 	"imcast/job"
+	"imcast/planner"
 )
 
 // WriteRecall prints what a recall did and where the campaign's recall
 // stands.
 func WriteRecall(w io.Writer, campaign, ledger string, r *job.RecallResult) {
-	fmt.Fprintf(w, "campaign %s: %d sent deliveries; %d recalled, %d not recalled", campaign, r.Sent, r.Recalled, r.NotRecalled)
+	fmt.Fprintf(w, "campaign %s: %s; %d recalled, %d not recalled", campaign, planner.Count(r.Sent, "sent delivery", "sent deliveries"), r.Recalled, r.NotRecalled)
 	if r.Unknown > 0 {
 		fmt.Fprintf(w, ", %d still unknown (run recall again)", r.Unknown)
 	}
 	fmt.Fprintln(w)
 	if r.Uncertain > 0 {
-		fmt.Fprintf(w, "%d deliveries are uncertain: they may have arrived, and have no message ID to recall them by (imcast report --state %s --only uncertain)\n", r.Uncertain, ledger)
+		fmt.Fprintf(w, "%s uncertain: they may have arrived, and have no message ID to recall them by (imcast report --state %s --only uncertain)\n", planner.Count(r.Uncertain, "delivery is", "deliveries are"), ledger)
 	}
-	fmt.Fprintf(w, "this recall: %d messages to recall, %d calls in %s\n", r.Messages, r.Calls, r.Elapsed.Round(10*1e6))
+	fmt.Fprintf(w, "this recall: %s to recall, %s in %s\n", planner.Count(r.Messages, "message", "messages"), planner.Count(r.Calls, "call", "calls"), r.Elapsed.Round(10*1e6))
 	if len(r.Reasons) == 0 {
 		return
 	}

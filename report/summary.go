@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"imcast/job"
+	"imcast/planner"
 )
 
 // KindSummary is what a run did for one kind.
@@ -109,10 +110,10 @@ func (s Summary) WriteText(w io.Writer) error {
 		fmt.Fprintln(w, "every delivery is sent")
 		return s.writeReasons(w)
 	case s.Total.Left > 0:
-		fmt.Fprintf(w, "%d deliveries still to send: run again to go on\n", s.Total.Left)
+		fmt.Fprintf(w, "%s still to send: run again to go on\n", planner.Count(s.Total.Left, "delivery", "deliveries"))
 	}
 	if s.HeldUncertain > 0 {
-		fmt.Fprintf(w, "%d deliveries were uncertain before this run and were not resent (--resend-uncertain sends them again)\n", s.HeldUncertain)
+		fmt.Fprintf(w, "%s uncertain before this run and not resent (--resend-uncertain sends them again)\n", planner.Count(s.HeldUncertain, "delivery was", "deliveries were"))
 	}
 	if s.Total.Failed+s.Total.Uncertain > 0 {
 		fmt.Fprintf(w, "%d failed and %d uncertain in this run: see imcast report --state %s --only failed,uncertain\n",
