@@ -186,8 +186,20 @@ func TestShortSendWindow(t *testing.T) {
 	open := time.Now().UTC().Truncate(time.Second).Add(2 * time.Second)
 	window := open.Format("15:04:05") + "-" + open.Add(time.Second).Format("15:04:05")
 	t.Setenv("EASEMOB_TOKEN", "test-token")
-	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--window", window, "--timezone", "UTC", "--quiet", campaign)
+	code, stdout, stderr := runCLI(t, "run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", filepath.Join(dir, "l.db"), "--window", window, "--timezone", "UTC", "--json", campaign)
 	if st := srv.Stats(); code != exitStopped || st.Delivered == 0 || !st.Kinds["users"].Last.Before(open.Add(time.Second)) {
 		t.Errorf("window %s: exit %d, %d delivered, the last call at %v; want 4, some sent inside\n%s%s", window, code, st.Delivered, st.Kinds["users"].Last, stdout, stderr)
+	}
+	// the wait is a "pause" event saying why and until when
+	var paused bool
+	for _, line := range strings.Split(stdout+stderr, "\n") {
+		var e struct{ Event, Reason, Until string }
+		if json.Unmarshal([]byte(line), &e) == nil && e.Event == "pause" {
+			until, err := time.Parse(time.RFC3339, e.Until)
+			paused = err == nil && until.Equal(open) && strings.Contains(e.Reason, "send window")
+		}
+	}
+	if !paused {
+		t.Errorf("--json run waiting for its window: no pause event naming the window, until %v\n%s%s", open, stdout, stderr)
 	}
 }

@@ -68,7 +68,7 @@ func WriteStart(w io.Writer, mode Mode, s Start) {
 }
 
 // WriteWaiting says the run waits for its send window to open at until
-// (in the window's zone).
+// (in the window's zone): a "pause" event in JSON.
 func WriteWaiting(w io.Writer, mode Mode, window string, until time.Time) {
 	now := time.Now()
 	switch mode {
@@ -77,9 +77,10 @@ func WriteWaiting(w io.Writer, mode Mode, window string, until time.Time) {
 		_ = json.NewEncoder(w).Encode(struct {
 			Event  string `json:"event"`
 			Time   string `json:"time"`
+			Reason string `json:"reason"`
 			Window string `json:"window"`
 			Until  string `json:"until"`
-		}{"waiting", Stamp(now), window, until.Format(time.RFC3339)})
+		}{"pause", Stamp(now), "outside the send window " + window, window, until.Format(time.RFC3339)})
 	default:
 		fmt.Fprintf(w, "%s imcast run: outside the send window %s: waiting until %s (%s from now)\n",
 			Stamp(now), window, until.Format("2006-01-02 15:04:05 MST"), until.Sub(now).Round(time.Second))
