@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,5 +118,35 @@ func TestReportOfAnUnknownCampaign(t *testing.T) {
 	code, _, errs := runCLI(t, "report", "--state", state, "--campaign", "nope")
 	if code != exitFatal || !strings.Contains(errs, `no campaign "nope"`) || !strings.Contains(errs, "mixed") {
 		t.Errorf("report --campaign nope: exit %d %q, want 1 naming the campaigns held", code, errs)
+	}
+}
+
+// TestRefusedRunLeavesNoLedger: a run refused before it began (a mistyped
+// file, an invalid campaign) leaves no empty ledger behind, while a
+// ledger that was there before, or that a run recorded in, stays.
+func TestRefusedRunLeavesNoLedger(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "l.db")
+	bad := filepath.Join(dir, "bad.jsonl")
+	if err := os.WriteFile(bad, []byte(`{"kind":"nope","to":"u1","msg":"hi"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		file string
+		code int
+	}{{filepath.Join(dir, "typo.csv"), exitInvalid}, {bad, exitInvalid}} {
+		code, _, stderr := runCLI(t, "run", "--fake", "--state", state, "--quiet", c.file)
+		if _, err := os.Stat(state); code != c.code || !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("run %s: exit %d (want %d), the ledger: %v; want none left behind\n%s", filepath.Base(c.file), code, c.code, err, stderr)
+		}
+	}
+	if code, _, stderr := runCLI(t, "run", "--fake", "--state", state, "--quiet", "samples/mixed.jsonl"); code != exitOK {
+		t.Fatalf("run samples/mixed.jsonl: exit %d\n%s", code, stderr)
+	}
+	if code, _, _ := runCLI(t, "run", "--fake", "--state", state, "--quiet", bad); code != exitInvalid {
+		t.Fatalf("run bad.jsonl: exit %d, want 2", code)
+	}
+	if code, out, _ := runCLI(t, "status", "--state", state); code != exitOK || !strings.Contains(out, "mixed") {
+		t.Errorf("the ledger a run had recorded in, after a refused run: status exit %d\n%s", code, out)
 	}
 }

@@ -107,7 +107,7 @@ Europe/Paris sends only inside the window, waiting for it to open and stopping a
 
 // runCampaign sends what the ledger has not recorded as sent, showing its
 // progress on stderr (stdout with JSON) and its summary on stdout.
-func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error {
+func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) (err error) {
 	window, err := o.Guards.window()
 	if err != nil {
 		return err
@@ -119,7 +119,13 @@ func runCampaign(ctx context.Context, o runOpts, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if err != nil {
+			store.CloseUnused() // a run refused before it began leaves no ledger
+		} else {
+			store.Close()
+		}
+	}()
 	camp, quotas, err := o.Campaign.open()
 	if err != nil {
 		return err

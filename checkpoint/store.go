@@ -45,8 +45,9 @@ type Options struct {
 
 // Store is an open ledger file. It is safe for concurrent use.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db      *bolt.DB
+	path    string
+	created bool // Open made the file
 
 	ops     chan op
 	wg      sync.WaitGroup
@@ -69,7 +70,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = 100 * time.Millisecond
 	}
-	if _, err := os.Stat(path); opts.MustExist && errors.Is(err, os.ErrNotExist) {
+	_, statErr := os.Stat(path)
+	created := errors.Is(statErr, os.ErrNotExist)
+	if opts.MustExist && created {
 		return nil, fmt.Errorf("open ledger %s: %w", path, ErrNoLedger)
 	}
 	if err := checkFile(path, timeout); errors.Is(err, ErrLocked) {
@@ -96,7 +99,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	s := &Store{db: db, path: path, ops: make(chan op)}
+	s := &Store{db: db, path: path, created: created, ops: make(chan op)}
 	if err := s.update(s.prepare); err != nil {
 		db.Close()
 		return nil, openError(path, err)
@@ -220,6 +223,31 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	os.Remove(holderPath(s.path))
 	return s.db.Close()
+}
+
+// CloseUnused closes the ledger as Close does, and removes its file if
+// this Open created it and nothing was recorded in it since: a run
+// refused before it began (a mistyped campaign file, an invalid
+// campaign, missing credentials) leaves no empty ledger behind. The file
+// goes while the lock is still held, so no other process can have it.
+func (s *Store) CloseUnused() error {
+	s.closing.Do(func() { close(s.ops) })
+	s.wg.Wait()
+	if s.created {
+		empty := true
+		_ = s.view(func(tx *bolt.Tx) error {
+			for _, name := range [][]byte{bucketCampaigns, bucketUploads} {
+				if k, _ := tx.Bucket(name).Cursor().First(); k != nil {
+					empty = false
+				}
+			}
+			return nil
+		})
+		if empty {
+			os.Remove(s.path)
+		}
+	}
+	return s.Close()
 }
 
 // commitLoop is the group commit: it takes the first waiting write, every
