@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"imcast/checkpoint"
 	"imcast/emulator"
+	"imcast/report"
 )
 
 // recallCampaign writes a campaign of every kind, n users among them, with
@@ -258,8 +260,22 @@ func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
 	if code != exitFatal || !strings.Contains(stderr, "404") {
 		t.Fatalf("recall against a host that knows no such app: exit %d, want 1 naming the 404\n%s%s", code, stdout, stderr)
 	}
+	inFlight := func() int64 {
+		_, out, _ := runCLI(t, "status", "--state", state, "--json")
+		var st report.CampaignStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		return st.RecallInFlight
+	}
+	if n := inFlight(); n == 0 || n > int64(ids) {
+		t.Errorf("status after the refused recall: %d recalls in flight, want the refused call's messages", n)
+	}
 	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids {
 		t.Errorf("the recall after: exit %d, %d of %d recalled; want every one\n%s", code, srv.Stats().Recalled, ids, out)
+	}
+	if n := inFlight(); n != 0 {
+		t.Errorf("status after the recall: %d recalls still in flight, want 0", n)
 	}
 	ledgerAgrees(t, state, ids)
 }

@@ -30,6 +30,9 @@ type CampaignStatus struct {
 	// (imcast report says why)
 	Recalled    int64 `json:"recalled"`
 	NotRecalled int64 `json:"not_recalled"`
+	// asked in a recall that stopped before its answer (killed, or a
+	// call refused as a whole): the next recall asks again
+	RecallInFlight int64 `json:"recall_in_flight"`
 }
 
 // Status counts the deliveries of every campaign in the ledger.
@@ -44,7 +47,7 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		// one look at each delivery's latest record: its state, and
 		// whether the operator settled it
 		var count [checkpoint.Uncertain + 1]int64
-		var held, resolved, recalled, notRecalled, noID int64
+		var held, resolved, recalled, notRecalled, inFlight, noID int64
 		err := c.EachDelivery(func(d checkpoint.Delivery) error {
 			count[d.State]++
 			held++
@@ -56,6 +59,8 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 				recalled++
 			case checkpoint.NotRecalled:
 				notRecalled++
+			case checkpoint.RecallInFlight:
+				inFlight++
 			case checkpoint.RecallNone:
 				if d.State == checkpoint.Sent && !job.HasRecallID(d) {
 					noID++ // no recall can name it
@@ -73,11 +78,11 @@ func Status(store *checkpoint.Store) ([]CampaignStatus, error) {
 		// the plan counts the files' deliveries; the ledger may hold more
 		// (an earlier version of the files, a report fed back)
 		planned = max(planned, held)
-		if recalled+notRecalled > 0 {
+		if recalled+notRecalled+inFlight > 0 {
 			// recalled: what it could not recall is not
 			notRecalled += noID
 		}
-		s := CampaignStatus{Campaign: name, Planned: planned, Resolved: resolved, Recalled: recalled, NotRecalled: notRecalled,
+		s := CampaignStatus{Campaign: name, Planned: planned, Resolved: resolved, Recalled: recalled, NotRecalled: notRecalled, RecallInFlight: inFlight,
 			Sent: count[checkpoint.Sent], Failed: count[checkpoint.Failed], Uncertain: count[checkpoint.Uncertain]}
 		// never tried, plus refused and waiting for another call
 		s.Pending = max(0, planned-s.Sent-s.Failed-s.Uncertain-count[checkpoint.Pending]) + count[checkpoint.Pending]
@@ -101,17 +106,17 @@ func WriteStatus(w io.Writer, statuses []CampaignStatus, asJSON bool) error {
 		_, err := fmt.Fprintln(w, "the ledger holds no campaign")
 		return err
 	}
-	recalls := slices.ContainsFunc(statuses, func(s CampaignStatus) bool { return s.Recalled+s.NotRecalled > 0 })
+	recalls := slices.ContainsFunc(statuses, func(s CampaignStatus) bool { return s.Recalled+s.NotRecalled+s.RecallInFlight > 0 })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "campaign\tplanned\tsent\tfailed\tuncertain\tpending\tresolved\t"
 	if recalls {
-		head += "recalled\tnot recalled\t"
+		head += "recalled\tnot recalled\trecall in flight\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range statuses {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t", s.Campaign, s.Planned, s.Sent, s.Failed, s.Uncertain, s.Pending, s.Resolved)
 		if recalls {
-			fmt.Fprintf(tw, "%d\t%d\t", s.Recalled, s.NotRecalled)
+			fmt.Fprintf(tw, "%d\t%d\t%d\t", s.Recalled, s.NotRecalled, s.RecallInFlight)
 		}
 		fmt.Fprintln(tw)
 	}
