@@ -44,6 +44,7 @@ func fakeServerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "recall-window", Usage: "how long after its sending a message may be recalled without force (default 2m)"},
 			&cli.Float64Flag{Name: "recall-quota-scale", Usage: "multiply the recall quota (100 calls/s) by `F` instead of --quota-scale"},
 			&cli.BoolFlag{Name: "no-recall", Usage: "answer every recall 403: the app's recall service is not enabled"},
+			&cli.BoolFlag{Name: "recall-refuses-whole", Usage: "answer a batch_recall naming a message it may not recall with that message's 403, recalling none, as msg_recall answers"},
 			&cli.DurationFlag{Name: "token-ttl", Usage: "lifetime of the app tokens POST /token issues (default 24h)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -52,12 +53,13 @@ func fakeServerCommand() *cli.Command {
 				return err
 			}
 			return fakeServer(c.Context, fakeServerOpts{Addr: c.String("addr"), Config: emulator.Config{
-				QuotaScale:       c.Float64("quota-scale"),
-				Seed:             c.Int64("seed"),
-				TokenTTL:         c.Duration("token-ttl"),
-				RecallWindow:     c.Duration("recall-window"),
-				RecallQuotaScale: c.Float64("recall-quota-scale"),
-				NoRecall:         c.Bool("no-recall"),
+				QuotaScale:         c.Float64("quota-scale"),
+				Seed:               c.Int64("seed"),
+				TokenTTL:           c.Duration("token-ttl"),
+				RecallWindow:       c.Duration("recall-window"),
+				RecallQuotaScale:   c.Float64("recall-quota-scale"),
+				NoRecall:           c.Bool("no-recall"),
+				RecallRefusesWhole: c.Bool("recall-refuses-whole"),
 				Faults: emulator.Faults{
 					TooManyRequests: c.Float64("fail-429"),
 					QuotaForbidden:  c.Float64("fail-403"),

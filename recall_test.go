@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -278,4 +279,50 @@ func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
 		t.Errorf("status after the recall: %d recalls still in flight, want 0", n)
 	}
 	ledgerAgrees(t, state, ids)
+}
+
+// TestRecallOfABatchRefusedWhole: a server that answers a batch_recall
+// naming a message past the recall window as msg_recall does (403 exceed
+// recall time limit for the whole call, nothing recalled) has the
+// messages asked one at a time: the recent ones recalled, the late ones
+// not recalled with the reason, none asked twice once answered; --force
+// then recalls the late ones, and a last recall makes no call.
+func TestRecallOfABatchRefusedWhole(t *testing.T) {
+	dir := t.TempDir()
+	var rows strings.Builder
+	for i := range 60 {
+		fmt.Fprintf(&rows, `{"to":"u%03d","msg":"hi"}`+"\n", i)
+	}
+	campaign := filepath.Join(dir, "spring.jsonl")
+	if err := os.WriteFile(campaign, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ahead atomic.Int64 // the server's clock runs this far ahead
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Now: now, RecallRefusesWhole: true})
+	state := filepath.Join(dir, "l.db")
+	if code, out := guardRun(t, srv, state, campaign, "--canary", "25"); code != exitStopped {
+		t.Fatalf("the canary: exit %d\n%s", code, out)
+	}
+	ahead.Store(int64(3 * time.Minute)) // the canary's messages are past the 2 minutes
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK || srv.Stats().Delivered != 60 {
+		t.Fatalf("the rest: exit %d, %d delivered\n%s", code, srv.Stats().Delivered, out)
+	}
+	code, out := recallCLI(t, srv, state)
+	if st := srv.Stats(); code != exitIncomplete || st.Recalled != 35 || st.RecallRepeats != 0 || !strings.Contains(out, "exceed recall time limit") {
+		t.Fatalf("recall: exit %d, %d recalled, %d repeats; want 3, the 35 recent ones, 0, the 25 late named\n%s", code, st.Recalled, st.RecallRepeats, out)
+	}
+	_, status, _ := runCLI(t, "status", "--state", state, "--json")
+	var st report.CampaignStatus
+	if err := json.Unmarshal([]byte(status), &st); err != nil || st.Recalled != 35 || st.NotRecalled != 25 || st.RecallInFlight != 0 {
+		t.Errorf("status after the recall: %d recalled, %d not, %d in flight; want 35, 25, 0 (%v)\n%s", st.Recalled, st.NotRecalled, st.RecallInFlight, err, status)
+	}
+	if code, out := recallCLI(t, srv, state, "--force"); code != exitOK || srv.Stats().Recalled != 60 || srv.Stats().RecallRepeats != 0 {
+		t.Errorf("recall --force: exit %d, %d recalled, %d repeats; want 0, 60, 0\n%s", code, srv.Stats().Recalled, srv.Stats().RecallRepeats, out)
+	}
+	calls := srv.Stats().Calls
+	if code, out := recallCLI(t, srv, state); code != exitOK || srv.Stats().Calls != calls {
+		t.Errorf("a last recall: exit %d, %d calls; want 0 and none\n%s", code, srv.Stats().Calls-calls, out)
+	}
+	ledgerAgrees(t, state, 60)
 }

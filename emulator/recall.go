@@ -160,10 +160,11 @@ func recallOf(o map[string]json.RawMessage) (recallItem, bool) {
 	return it, true
 }
 
-// recallOne recalls one message at now, if it may be; s.mu is held.
-func (s *Server) recallOne(it recallItem, now time.Time) recallResult {
-	no := func(status int, reason string) recallResult {
-		return recallResult{MsgID: it.msgID, Recalled: reason, status: status}
+// refusedRecall is why the message of it may not be recalled at now, or
+// nil; s.mu is held.
+func (s *Server) refusedRecall(it recallItem, now time.Time) *recallResult {
+	no := func(status int, reason string) *recallResult {
+		return &recallResult{MsgID: it.msgID, Recalled: reason, status: status}
 	}
 	if it.problem != "" {
 		return no(http.StatusBadRequest, it.problem)
@@ -183,6 +184,16 @@ func (s *Server) recallOne(it recallItem, now time.Time) recallResult {
 	case !it.force && now.Sub(m.at) > s.recallWindow:
 		return no(http.StatusForbidden, reasonTooLate)
 	}
+	return nil
+}
+
+// recallOne recalls one message at now, if it may be; s.mu is held.
+func (s *Server) recallOne(it recallItem, now time.Time) recallResult {
+	if no := s.refusedRecall(it, now); no != nil {
+		return *no
+	}
+	id, _ := strconv.ParseUint(it.msgID, 10, 64)
+	m := s.sent[id]
 	m.recalled = true
 	s.sent[id] = m
 	s.stats.Recalled++
@@ -198,6 +209,15 @@ func (s *Server) recallOne(it recallItem, now time.Time) recallResult {
 // and partial_deliver both recalling every message and leaving some out
 // of the answer. s.mu is held.
 func (s *Server) recall(ep *endpoint, req *request, fault string, now time.Time, b base, origin string) outcome {
+	if ep.kind != KindRecall && s.recallRefusesWhole {
+		// as msg_recall answers: the first message that may not be
+		// recalled is the call's error, and none is recalled
+		for _, it := range req.recalls {
+			if no := s.refusedRecall(it, now); no != nil {
+				return s.refusal(errRecall(no.status, no.Recalled), now)
+			}
+		}
+	}
 	results := make([]recallResult, len(req.recalls))
 	for i, it := range req.recalls {
 		results[i] = s.recallOne(it, now)

@@ -75,6 +75,11 @@ type Config struct {
 	// answers every recall 403 forbidden_op, the service unopened.
 	RecallWindow time.Duration
 	NoRecall     bool
+	// RecallRefusesWhole answers a batch_recall naming a message it may
+	// not recall as msg_recall answers that message (403 exceed recall
+	// time limit, not_found msg, ...), recalling none of them, instead of
+	// giving each message's outcome in the data.
+	RecallRefusesWhole bool
 	// RecallQuotaScale, if above 0, scales the recall quota instead of
 	// QuotaScale (to send fast and recall at the default quota).
 	RecallQuotaScale float64
@@ -88,19 +93,20 @@ type Config struct {
 // Server emulates the message-send API. It implements http.Handler and is
 // safe for concurrent use.
 type Server struct {
-	token        string
-	clientID     string
-	clientSecret string
-	tokenTTL     time.Duration // whole seconds, at least one
-	now          func() time.Time
-	unknown      map[string]bool
-	byPath       map[string]*endpoint
-	limits       map[string]KindLimits
-	keepIDs      bool
-	trapURL      string // set by Listen before serving; "" without a trap
-	recallWindow time.Duration
-	noRecall     bool
-	apps         map[string]bool // Config.Apps; nil serves any
+	token              string
+	clientID           string
+	clientSecret       string
+	tokenTTL           time.Duration // whole seconds, at least one
+	now                func() time.Time
+	unknown            map[string]bool
+	byPath             map[string]*endpoint
+	limits             map[string]KindLimits
+	keepIDs            bool
+	trapURL            string // set by Listen before serving; "" without a trap
+	recallWindow       time.Duration
+	noRecall           bool
+	recallRefusesWhole bool
+	apps               map[string]bool // Config.Apps; nil serves any
 
 	mu       sync.Mutex // guards everything below, and the endpoints' windows
 	faults   Faults
@@ -148,28 +154,29 @@ func New(cfg Config) *Server {
 		scale = 1
 	}
 	s := &Server{
-		token:        cfg.Token,
-		clientID:     cfg.ClientID,
-		clientSecret: cfg.ClientSecret,
-		tokenTTL:     defaultTokenTTL,
-		now:          cfg.Now,
-		unknown:      map[string]bool{},
-		byPath:       map[string]*endpoint{},
-		limits:       map[string]KindLimits{},
-		keepIDs:      cfg.KeepIDs,
-		faults:       cfg.Faults,
-		rng:          rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
-		lastID:       firstMessageID - 1,
-		messages:     map[[sha256.Size]byte]uint32{},
-		receipts:     map[deliveryKey]receipt{},
-		more:         map[deliveryKey][]uint32{},
-		ids:          map[deliveryKey][]string{},
-		sent:         map[uint64]sentMessage{},
-		recallWindow: cmp.Or(cfg.RecallWindow, defaultRecallWindow),
-		noRecall:     cfg.NoRecall,
-		rooms:        map[string]*window{},
-		kinds:        map[string]*KindStats{},
-		stats:        Stats{Responses: map[int]int{}, Faults: map[string]int{}},
+		token:              cfg.Token,
+		clientID:           cfg.ClientID,
+		clientSecret:       cfg.ClientSecret,
+		tokenTTL:           defaultTokenTTL,
+		now:                cfg.Now,
+		unknown:            map[string]bool{},
+		byPath:             map[string]*endpoint{},
+		limits:             map[string]KindLimits{},
+		keepIDs:            cfg.KeepIDs,
+		faults:             cfg.Faults,
+		rng:                rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Seed)^0x9e3779b97f4a7c15)),
+		lastID:             firstMessageID - 1,
+		messages:           map[[sha256.Size]byte]uint32{},
+		receipts:           map[deliveryKey]receipt{},
+		more:               map[deliveryKey][]uint32{},
+		ids:                map[deliveryKey][]string{},
+		sent:               map[uint64]sentMessage{},
+		recallWindow:       cmp.Or(cfg.RecallWindow, defaultRecallWindow),
+		noRecall:           cfg.NoRecall,
+		recallRefusesWhole: cfg.RecallRefusesWhole,
+		rooms:              map[string]*window{},
+		kinds:              map[string]*KindStats{},
+		stats:              Stats{Responses: map[int]int{}, Faults: map[string]int{}},
 
 		tokenQuota:  newQuota(unitCalls, tokenCallsPerSecond, time.Second, http.StatusTooManyRequests, scale),
 		tokens:      map[string]time.Time{},

@@ -1,11 +1,13 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -92,6 +94,10 @@ type recallTarget struct {
 type recallBatch struct {
 	msgs     []recallTarget
 	attempts int
+	// alone sends the messages one a call: the server refused them
+	// together for a reason of a message (exceed recall time limit,
+	// not_found msg), without saying which
+	alone bool
 }
 
 // Recall withdraws what the campaign sent: every delivery the ledger holds
@@ -342,9 +348,13 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 		}
 	}
 	sent := wait
+	send, rest := b.msgs, []recallTarget(nil)
+	if b.alone {
+		send, rest = b.msgs[:1], b.msgs[1:]
+	}
 	var inFlight []checkpoint.RecallMark
-	msgs := make([]chatapi.Recall, len(b.msgs))
-	for i, t := range b.msgs {
+	msgs := make([]chatapi.Recall, len(send))
+	for i, t := range send {
 		msgs[i] = chatapi.Recall{MsgID: t.id, To: t.to, ChatType: t.chatType, Force: r.cfg.Force}
 		if !t.inDoubt {
 			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight})
@@ -362,11 +372,11 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 	r.count(func(p *RecallProgress) { p.Calls++ })
 	b.attempts++
 	if err != nil {
-		return r.failed(b, err)
+		return r.failed(b, len(send), err)
 	}
 	var marks []checkpoint.RecallMark
 	var left []recallTarget
-	for _, t := range b.msgs {
+	for _, t := range send {
 		reason, answered := res[t.id]
 		switch {
 		case !answered:
@@ -380,22 +390,47 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason})
 		}
 	}
-	if err := r.record(b.msgs, marks); err != nil {
+	if err := r.record(send, marks); err != nil {
 		return nil, 0, err
 	}
-	if len(left) == 0 {
-		return nil, 0, nil
-	}
-	return r.again(recallBatch{msgs: left, attempts: b.attempts})
+	return r.rest(b, left, rest)
 }
 
-// failed handles a recall call that err ended.
-func (r *recaller) failed(b recallBatch, err error) (*recallBatch, time.Duration, error) {
+// rest is what is left of b after a call of its messages one at a time:
+// the message sent again if unanswered (after a backoff), else the next
+// one at once. Without b.alone, rest is empty.
+func (r *recaller) rest(b recallBatch, left, rest []recallTarget) (*recallBatch, time.Duration, error) {
+	switch {
+	case len(left) > 0:
+		return r.again(recallBatch{msgs: append(left, rest...), attempts: b.attempts, alone: b.alone})
+	case len(rest) > 0:
+		return &recallBatch{msgs: rest, alone: true}, 0, nil
+	}
+	return nil, 0, nil
+}
+
+// failed handles a recall call of b's first sent messages that err ended.
+func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, time.Duration, error) {
 	var e *chatapi.Error
 	errors.As(err, &e)
 	switch {
 	case chatapi.CredentialsRefused(err):
 		return nil, 0, err
+	case e != nil && e.Status == http.StatusForbidden && e.Code == "message_recall_error" && sent > 1:
+		// a reason of a message given to the whole call: ask them one
+		// at a time to learn whose (the server recalled none of them)
+		return &recallBatch{msgs: b.msgs, alone: true}, 0, nil
+	case e != nil && e.Status == http.StatusForbidden && e.Code == "message_recall_error":
+		// the one message's outcome, given as the call's
+		t := b.msgs[0]
+		mark := checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: cmp.Or(e.Description, e.Code)}
+		if e.Description == chatapi.ReasonNotFound && t.inDoubt {
+			mark = checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled}
+		}
+		if err := r.record(b.msgs[:1], []checkpoint.RecallMark{mark}); err != nil {
+			return nil, 0, err
+		}
+		return r.rest(b, nil, b.msgs[1:])
 	case chatapi.OutcomeOf(err) == chatapi.Permanent:
 		// a refusal of the whole call (the service not enabled, a wrong
 		// app, a redirect), not of its messages, which answer in the
@@ -403,7 +438,7 @@ func (r *recaller) failed(b recallBatch, err error) (*recallBatch, time.Duration
 		// flight, for the next recall to ask again.
 		return nil, 0, fmt.Errorf("recall refused: %w", err)
 	case chatapi.OutcomeOf(err) == chatapi.Ambiguous:
-		for i := range b.msgs {
+		for i := range b.msgs[:sent] {
 			b.msgs[i].inDoubt = true
 		}
 	}
