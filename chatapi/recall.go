@@ -81,8 +81,29 @@ func (c *Client) RecallBatch(ctx context.Context, msgs []Recall) (RecallResult, 
 
 // recallItem is one message's outcome in a recall answer.
 type recallItem struct {
-	MsgID    json.RawMessage `json:"msg_id"` // a string, or a number
-	Recalled string          `json:"recalled"`
+	MsgID    json.RawMessage `json:"msg_id"`   // a string, or a number
+	Recalled json.RawMessage `json:"recalled"` // "yes", a reason, or a boolean
+}
+
+// outcome is the item's recalled: "" for recalled, else the reason.
+func (it recallItem) outcome() string {
+	var r string
+	if json.Unmarshal(it.Recalled, &r) != nil {
+		switch strings.TrimSpace(string(it.Recalled)) {
+		case "true":
+			return ""
+		case "", "null":
+			return "the answer gave no outcome"
+		}
+		return "the answer says not recalled: " + string(it.Recalled)
+	}
+	switch r = strings.TrimSpace(r); {
+	case strings.EqualFold(r, "yes"):
+		return ""
+	case r == "":
+		return "the answer gave no outcome"
+	}
+	return r
 }
 
 // recallResults reads a batch_recall answer's data: an array of items
@@ -106,14 +127,7 @@ func recallResults(data json.RawMessage, msgs []Recall) (RecallResult, error) {
 		if !asked[id] {
 			continue
 		}
-		switch r := strings.TrimSpace(it.Recalled); {
-		case strings.EqualFold(r, "yes"):
-			res[id] = ""
-		case r == "":
-			res[id] = "the answer gave no outcome"
-		default:
-			res[id] = r
-		}
+		res[id] = it.outcome()
 	}
 	return res, nil
 }

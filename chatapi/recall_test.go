@@ -3,6 +3,10 @@ package chatapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"imcast/chatapi"
@@ -83,5 +87,38 @@ func TestRecallRefusedByTheService(t *testing.T) {
 	_, err := c.RecallBatch(context.Background(), []chatapi.Recall{{MsgID: "1", To: "u1", ChatType: "chat"}})
 	if !errors.As(err, &e) || e.Outcome != chatapi.Permanent || e.Status != 403 {
 		t.Errorf("recall unopened: %v, want a permanent 403", err)
+	}
+}
+
+// TestRecallAnswerForms reads the forms a batch_recall answer's items
+// take: "yes" (any case), a reason, a boolean, a numeric msg_id, no
+// outcome, and an item for a message not asked, which is ignored.
+func TestRecallAnswerForms(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"data":[{"msg_id":"1","recalled":"YES"},{"msg_id":"2","recalled":"not_found msg"},`+
+			`{"msg_id":"3","recalled":true},{"msg_id":4,"recalled":"yes"},{"msg_id":"5"},{"msg_id":"6","recalled":false},{"msg_id":"99","recalled":"yes"}]}`)
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, chatapi.StaticToken("good"), 0)
+	var msgs []chatapi.Recall
+	for i := range 6 {
+		msgs = append(msgs, chatapi.Recall{MsgID: fmt.Sprint(i + 1), To: "u", ChatType: "chat"})
+	}
+	res, err := c.RecallBatch(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{"1": "", "2": chatapi.ReasonNotFound, "3": "", "4": ""} {
+		if got, ok := res[id]; !ok || got != want {
+			t.Errorf("message %s: %q (answered %v), want %q", id, got, ok, want)
+		}
+	}
+	for _, id := range []string{"5", "6"} {
+		if got, ok := res[id]; !ok || got == "" {
+			t.Errorf("message %s: %q (answered %v), want not recalled with a reason", id, got, ok)
+		}
+	}
+	if _, ok := res["99"]; ok || len(res) != 6 {
+		t.Errorf("results %v: want the six asked, not 99", res)
 	}
 }
