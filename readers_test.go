@@ -119,6 +119,13 @@ func TestReportOfAnUnknownCampaign(t *testing.T) {
 	if code != exitFatal || !strings.Contains(errs, `no campaign "nope"`) || !strings.Contains(errs, "mixed") {
 		t.Errorf("report --campaign nope: exit %d %q, want 1 naming the campaigns held", code, errs)
 	}
+	// recall and resolve need a campaign, and say which the ledger holds
+	for _, args := range [][]string{{"recall", "--fake"}, {"resolve", "--as", "sent"}, {"recall", "--fake", "--campaign", "nope"}} {
+		code, stdout, errs := runCLI(t, append(args, "--state", state)...)
+		if code != exitFatal || !strings.Contains(errs, "mixed") || strings.Contains(errs, "host") {
+			t.Errorf("%s: exit %d %q; want 1 naming the campaign the ledger holds, before any word to the host\n%s", strings.Join(args, " "), code, errs, stdout)
+		}
+	}
 }
 
 // TestRefusedRunLeavesNoLedger: a run refused before it began (a mistyped

@@ -48,7 +48,7 @@ run again to go on.`,
 		Flags: append(connectionFlags(),
 			quotaScaleFlag(),
 			stateFlag(),
-			&cli.StringFlag{Name: "campaign", Required: true, Usage: "the campaign `NAME` in the ledger"},
+			&cli.StringFlag{Name: "campaign", Usage: "the campaign `NAME` in the ledger (required)"},
 			&cli.StringFlag{Name: "only", Usage: "only deliveries of these `KINDS`, comma-separated"},
 			&cli.BoolFlag{Name: "force", Usage: "recall past the app's recall window too (only the recipient's copy is withdrawn), and ask again for those found too late before"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "`N` calls at once (1 to 256)"},
@@ -79,6 +79,9 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	if _, err := store.Existing(o.Campaign); err != nil {
+		return err // before a word to the host
+	}
 	client, closeClient, err := o.Conn.client(o.Scale)
 	if err != nil {
 		return err

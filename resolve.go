@@ -42,7 +42,7 @@ Examples:
    imcast run --state spring.db spring.csv                        # sends the failed ones again`,
 		Flags: []cli.Flag{
 			stateFlag(),
-			&cli.StringFlag{Name: "campaign", Required: true, Usage: "the campaign `NAME` in the ledger"},
+			&cli.StringFlag{Name: "campaign", Usage: "the campaign `NAME` in the ledger (required)"},
 			&cli.StringFlag{Name: "as", Required: true, Usage: "`OUTCOME`: sent (it arrived) or failed (it did not)"},
 			&cli.StringFlag{Name: "only", Usage: "only deliveries of these `KINDS`, comma-separated"},
 			&cli.StringFlag{Name: "encoding", Value: planner.UTF8, Usage: "`ENCODING` of a CSV report: utf-8 or gbk"},

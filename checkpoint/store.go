@@ -576,14 +576,21 @@ func hasBuckets(tx *bolt.Tx) bool {
 }
 
 // Existing returns the ledger of campaign name, or an error naming the
-// campaigns the ledger holds if it holds no such one.
+// campaigns the ledger holds if it holds no such one (or name is empty).
 func (s *Store) Existing(name string) (*Campaign, error) {
 	names, err := s.Campaigns()
 	if err != nil {
 		return nil, err
 	}
+	held := "no campaign"
+	if len(names) > 0 {
+		held = strings.Join(names, ", ")
+	}
+	if name == "" {
+		return nil, fmt.Errorf("name the campaign with --campaign NAME: the ledger %s holds %s", s.path, held)
+	}
 	if !slices.Contains(names, name) {
-		return nil, fmt.Errorf("the ledger %s holds no campaign %q (it holds %s)", s.path, name, strings.Join(names, ", "))
+		return nil, fmt.Errorf("the ledger %s holds no campaign %q (it holds %s)", s.path, name, held)
 	}
 	return s.Campaign(name), nil
 }
