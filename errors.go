@@ -17,8 +17,11 @@ var errIncomplete = errors.New("finished, but some deliveries failed or are unce
 // (exit code 3, as errIncomplete), saying which.
 func notRecalled(res *job.RecallResult) error {
 	var what []string
-	if n := res.Sent - res.Recalled; n > 0 {
-		what = append(what, planner.Count(n, "sent delivery is", "sent deliveries are")+" not recalled")
+	if res.NotRecalled > 0 {
+		what = append(what, planner.Count(res.NotRecalled, "sent delivery is", "sent deliveries are")+" not recalled")
+	}
+	if res.Unknown > 0 {
+		what = append(what, planner.Count(res.Unknown, "sent delivery has", "sent deliveries have")+" no outcome yet (run recall again)")
 	}
 	if res.Uncertain > 0 {
 		what = append(what, planner.Count(res.Uncertain, "uncertain delivery", "uncertain deliveries")+" may have arrived, with no message ID to recall")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -325,4 +326,33 @@ func TestRecallOfABatchRefusedWhole(t *testing.T) {
 		t.Errorf("a last recall: exit %d, %d calls; want 0 and none\n%s", code, srv.Stats().Calls-calls, out)
 	}
 	ledgerAgrees(t, state, 60)
+}
+
+// TestRecallOfAnUnreachableHost: a recall none of whose calls the host
+// answers (connections refused) stops after 10 s with exit 1 naming the
+// host, its messages left with no outcome; the recall after, against the
+// host that answers, recalls every one.
+func TestRecallOfAnUnreachableHost(t *testing.T) {
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, 40)
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20})
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close() // nothing listens there now: connections are refused
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	code, stdout, stderr := runCLI(t, "recall", "--host", dead, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring")
+	if code != exitFatal || !strings.Contains(stderr, l.Addr().String()) || !strings.Contains(stderr, "no call of this run was answered") || !strings.Contains(stdout, "still unknown") {
+		t.Fatalf("recall against a dead host: exit %d; want 1 naming the host, the messages unknown\n%s%s", code, stdout, stderr)
+	}
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids || srv.Stats().RecallRepeats != 0 {
+		t.Errorf("the recall after: exit %d, %d of %d recalled (%d repeats)\n%s", code, srv.Stats().Recalled, ids, srv.Stats().RecallRepeats, out)
+	}
+	ledgerAgrees(t, state, ids)
 }

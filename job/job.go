@@ -379,10 +379,15 @@ func (h *health) done(err error) {
 	}
 }
 
-// watch returns an *UnreachableError once calls have gone unanswered for
-// cfg.Unreachable (no answer yet in the run) or cfg.StallTimeout, or nil
-// when ctx ends or done is closed.
+// watch is health.watch with the run's host and limits.
 func (r *runner) watch(ctx context.Context, done <-chan struct{}) error {
+	return r.health.watch(ctx, done, r.cfg.Host, r.cfg.Unreachable, r.cfg.StallTimeout)
+}
+
+// watch returns an *UnreachableError naming host once calls have gone
+// unanswered (or only refused) for unreachable, when no call was
+// answered yet, or stall after; or nil when ctx ends or done is closed.
+func (h *health) watch(ctx context.Context, done <-chan struct{}, host string, unreachable, stall time.Duration) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -392,15 +397,14 @@ func (r *runner) watch(ctx context.Context, done <-chan struct{}) error {
 		case <-done:
 			return nil
 		case now := <-tick.C:
-			h := &r.health
 			h.mu.Lock()
-			limit := r.cfg.Unreachable
+			limit := unreachable
 			if h.answered {
-				limit = r.cfg.StallTimeout
+				limit = stall
 			}
 			var err error
 			if !h.waiting.IsZero() && now.Sub(h.waiting) >= limit {
-				err = &UnreachableError{Host: r.cfg.Host, For: now.Sub(h.waiting), Answered: h.answered, Refused: h.refused, Last: h.last}
+				err = &UnreachableError{Host: host, For: now.Sub(h.waiting), Answered: h.answered, Refused: h.refused, Last: h.last}
 			}
 			h.mu.Unlock()
 			if err != nil {

@@ -35,6 +35,10 @@ type RecallConfig struct {
 	Workers     int           // calls at once; 0: 8
 	MaxAttempts int           // calls per message whose outcome stayed unknown, or that were refused; 0: 10
 	Backoff     time.Duration // the first pause before asking again; 0: 200 ms
+	// Host, Unreachable and StallTimeout stop a recall the host does not
+	// answer, as they do a run (Config).
+	Host                      string
+	Unreachable, StallTimeout time.Duration
 	// Progress, if set, is told of each call's outcome.
 	Progress func(RecallProgress)
 }
@@ -51,7 +55,7 @@ type RecallResult struct {
 	Sent        int64            // deliveries the ledger holds as sent, of the kinds asked
 	Recalled    int64            // of them, recalled (by this run or one before)
 	NotRecalled int64            // not recalled, for the Reasons
-	Unknown     int64            // whose recall stayed in flight: run again
+	Unknown     int64            // with no outcome yet (in flight, given up on, or not asked before a stop): run again
 	Reasons     map[string]int64 // deliveries not recalled, by reason
 	Calls       int64            // recall calls this run made
 	Messages    int64            // message IDs this run set out to recall
@@ -117,6 +121,11 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if cfg.Backoff <= 0 {
 		cfg.Backoff = 200 * time.Millisecond
 	}
+	if h, ok := rc.(interface{ Host() string }); ok && cfg.Host == "" {
+		cfg.Host = h.Host()
+	}
+	cfg.Unreachable = cmp.Or(cfg.Unreachable, 10*time.Second)
+	cfg.StallTimeout = cmp.Or(cfg.StallTimeout, 5*time.Minute)
 	camp, err := store.Existing(cfg.Campaign)
 	if err != nil {
 		return nil, err
@@ -129,6 +138,7 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res,
 		pacer: newPacer("recall", chatapi.Quota{Calls: cfg.Calls}, DefaultPacing, nil)}
 	err = rr.run(ctx, todo)
+	res.Unknown = res.Sent - res.Recalled - res.NotRecalled
 	res.Elapsed = time.Since(start)
 	return res, err
 }
@@ -245,6 +255,7 @@ type recaller struct {
 	rc    Recaller
 	pacer *pacer
 
+	health   health
 	mu       sync.Mutex // guards res and progress
 	res      *RecallResult
 	progress RecallProgress
@@ -274,7 +285,17 @@ func (r *recaller) run(ctx context.Context, todo []recallTarget) error {
 	done := make(chan struct{})
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	sendCtx := context.WithoutCancel(ctx)
+	sendCtx, abort := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer abort(nil)
+	watched := make(chan struct{})
+	defer close(watched)
+	go func() {
+		// a host that does not answer stops the recall, its calls too
+		if err := r.health.watch(runCtx, watched, r.cfg.Host, r.cfg.Unreachable, r.cfg.StallTimeout); err != nil {
+			stop(err)
+			abort(err)
+		}
+	}()
 	sem := make(chan struct{}, r.cfg.Workers)
 	var calls sync.WaitGroup
 	finished := func() {
@@ -367,7 +388,11 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 		}
 	}
 	traced, wrote := traceWrote(sendCtx)
+	r.health.sending(time.Now())
 	res, err := r.rc.RecallBatch(traced, msgs)
+	if sendCtx.Err() == nil {
+		r.health.done(err)
+	}
 	r.pacer.answered(bk, sent, wrote(), time.Now(), chatapi.Refused(err), chatapi.RefusedCalls(err))
 	r.count(func(p *RecallProgress) { p.Calls++ })
 	b.attempts++
@@ -453,12 +478,7 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 // its messages in flight (unknown: the next recall asks again).
 func (r *recaller) again(b recallBatch) (*recallBatch, time.Duration, error) {
 	if b.attempts >= r.cfg.MaxAttempts {
-		r.mu.Lock()
-		for _, t := range b.msgs {
-			r.res.Unknown += t.deliveries
-		}
-		r.mu.Unlock()
-		return nil, 0, nil
+		return nil, 0, nil // Unknown counts them
 	}
 	// asking again is safe (a message recalled already answers not
 	// found), so the pauses stay short
