@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,15 +62,30 @@ func flagsFirst(app *cli.App, args []string) ([]string, error) {
 		} else if j+1 < len(rest) && !looksLikeFlag(rest[j+1]) {
 			j++
 			value = rest[j]
-			flags = append(flags, value)
 			explicit = true
 		}
+		flag := strings.TrimSuffix(a, "=")
 		if !explicit || value == "" {
 			what := "needs a value"
 			if !explicit && j+1 < len(rest) {
 				what += fmt.Sprintf(" (it is followed by %s; write %s=%s if that is its value)", rest[j+1], a, rest[j+1])
 			}
-			return nil, fmt.Errorf("%s %s: flag %s %s", app.Name, cmd.Name, strings.TrimSuffix(a, "="), what)
+			return nil, fmt.Errorf("%s %s: flag %s %s", app.Name, cmd.Name, flag, what)
+		}
+		if isInt(cmd, name) {
+			// Go's flag package reads 010 as octal 8 and 0x10 as 16:
+			// a count is written in decimal
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: flag %s %s: want a whole number", app.Name, cmd.Name, flag, value)
+			}
+			value = strconv.FormatInt(n, 10)
+		}
+		if inline {
+			flags[len(flags)-1], _, _ = strings.Cut(a, "=")
+			flags[len(flags)-1] += "=" + value
+		} else {
+			flags = append(flags, value)
 		}
 	}
 	out := append(append([]string{}, head...), flags...)
@@ -90,16 +106,29 @@ func looksLikeFlag(w string) bool {
 	return err != nil
 }
 
+// isInt reports whether the command's flag name takes a whole number.
+func isInt(cmd *cli.Command, name string) bool {
+	f := flagNamed(cmd, name)
+	switch f.(type) {
+	case *cli.IntFlag, *cli.Int64Flag, *cli.UintFlag, *cli.Uint64Flag:
+		return true
+	}
+	return false
+}
+
 // takesValue reports whether the command's flag name takes a value (all
 // but the boolean ones do).
 func takesValue(cmd *cli.Command, name string) bool {
+	v, ok := flagNamed(cmd, name).(cli.DocGenerationFlag)
+	return ok && v.TakesValue()
+}
+
+// flagNamed is the command's flag called name, or nil.
+func flagNamed(cmd *cli.Command, name string) cli.Flag {
 	for _, f := range cmd.Flags {
-		for _, n := range f.Names() {
-			if n == name {
-				v, ok := f.(cli.DocGenerationFlag)
-				return ok && v.TakesValue()
-			}
+		if slices.Contains(f.Names(), name) {
+			return f
 		}
 	}
-	return false
+	return nil
 }

@@ -80,6 +80,17 @@ func TestFlagsAfterTheFiles(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("flagsFirst with dash values: %q %v, want %q", got, err, want)
 	}
+	// counts are decimal: Go's flag package reads 010 as 8, 0x10 as 16
+	got, err = flagsFirst(app, []string{"imcast", "run", "a.csv", "--canary", "010", "--workers=08"})
+	want = []string{"imcast", "run", "--canary", "10", "--workers=8", "--", "a.csv"}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("flagsFirst with leading zeros: %q %v, want %q", got, err, want)
+	}
+	for _, n := range []string{"0x10", "0b11", "1_0", "0o7", "1e3"} {
+		if _, err := flagsFirst(app, []string{"imcast", "run", "a.csv", "--canary", n}); err == nil || !strings.Contains(err.Error(), "want a whole number") {
+			t.Errorf("--canary %s: %v, want refused as not a whole number", n, err)
+		}
+	}
 	out.Reset()
 	if code := run(context.Background(), []string{"imcast", "run", ids, "--message", msg, "--help"}, &out, &errs); code != exitOK || !strings.Contains(out.String(), "--canary") {
 		t.Errorf("--help after the files: exit %d, want the run command's help\n%s", code, out.String())
@@ -100,5 +111,30 @@ func TestVersionAndWorkers(t *testing.T) {
 		if code != exitFatal || !strings.Contains(errs.String(), "--workers "+n+": want 1 to 256") {
 			t.Errorf("--workers %s: exit %d, %q; want 1 naming the flag", n, code, errs.String())
 		}
+	}
+}
+
+// TestStrayWordsAndBadFlags: a command that takes no files refuses words
+// after it (recall --force false would recall past the window, the
+// "false" dropped), and a flag it cannot parse is one line naming the
+// flag as written, not the command's whole help.
+func TestStrayWordsAndBadFlags(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "l.db")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"recall", "--fake", "--state", state, "--campaign", "c", "--force", "false"}, `given ["false"]`},
+		{[]string{"status", "--state", state, "extra.csv"}, `given ["extra.csv"]`},
+		{[]string{"status", "--nope"}, "not defined: --nope"},
+		{[]string{"run", "--max-failure-rate", "abc", "x.csv"}, "flag --max-failure-rate"},
+	} {
+		code, stdout, stderr := runCLI(t, c.args...)
+		if code != exitFatal || !strings.Contains(stderr, c.want) || strings.Contains(stdout+stderr, "USAGE:") {
+			t.Errorf("imcast %s: exit %d; want 1 saying %q in one line\n%s%s", strings.Join(c.args, " "), code, c.want, stdout, stderr)
+		}
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Error("a refused command made a ledger")
 	}
 }

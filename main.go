@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -126,7 +127,7 @@ func version() string {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "imcast",
 		Usage:     "broadcast IM messages to users, groups and chat rooms, once each",
 		Version:   version(),
@@ -148,4 +149,33 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 		EnableBashCompletion: true,
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = usageError
+		if cmd.ArgsUsage == "" {
+			cmd.Before = noWords
+		}
+	}
+	return app
+}
+
+// usageError words a flag the command could not parse in one line,
+// naming it as it is written (--canary, where Go's flag package says
+// -canary), instead of the command's whole help.
+func usageError(c *cli.Context, err error, _ bool) error {
+	msg := singleDash.ReplaceAllString(err.Error(), "$1 --$2")
+	return fmt.Errorf("%s %s: %s (imcast %s --help lists the flags)", c.App.Name, c.Command.Name, msg, c.Command.Name)
+}
+
+// singleDash finds a flag as Go's flag package names it in its errors
+// ("flag -canary", "not defined: -nope").
+var singleDash = regexp.MustCompile(`(flag|:) -([a-zA-Z][\w-]*)`)
+
+// noWords refuses words after a command that takes no files: a value
+// meant for a boolean flag (recall --force false) or a file given to the
+// wrong command would be dropped unseen.
+func noWords(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("%s %s takes no files or words, but was given %q (a boolean flag takes no value; write --force=false)", c.App.Name, c.Command.Name, c.Args().Slice())
+	}
+	return nil
 }

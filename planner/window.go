@@ -54,14 +54,14 @@ func ParseWindow(spec, zone string) (Window, error) {
 func clock(s string) (int, error) {
 	parts := strings.Split(strings.TrimSpace(s), ":")
 	if len(parts) < 2 || len(parts) > 3 {
-		return 0, fmt.Errorf("%q is not HH:MM", s)
+		return 0, fmt.Errorf("%q is not HH:MM or HH:MM:SS", s)
 	}
 	limits := []int{24, 60, 60}
 	secs := 0
 	for i, p := range parts {
 		n, err := strconv.Atoi(p)
 		if err != nil || len(p) != 2 || n < 0 || n >= limits[i] {
-			return 0, fmt.Errorf("%q is not HH:MM (00:00 to 23:59)", s)
+			return 0, fmt.Errorf("%q is not HH:MM or HH:MM:SS (00:00 to 23:59:59)", s)
 		}
 		secs += n * []int{3600, 60, 1}[i]
 	}
