@@ -128,6 +128,8 @@ func TestStrayWordsAndBadFlags(t *testing.T) {
 		{[]string{"status", "--state", state, "extra.csv"}, `given ["extra.csv"]`},
 		{[]string{"status", "--nope"}, "not defined: --nope"},
 		{[]string{"run", "--max-failure-rate", "abc", "x.csv"}, "flag --max-failure-rate"},
+		{[]string{"run", "--fake", "--stall-timeout", "0", "x.csv"}, "--stall-timeout 0s: want 1s or more"},
+		{[]string{"run", "--fake", "--stall-timeout=-5s", "x.csv"}, "--stall-timeout -5s"},
 	} {
 		code, stdout, stderr := runCLI(t, c.args...)
 		if code != exitFatal || !strings.Contains(stderr, c.want) || strings.Contains(stdout+stderr, "USAGE:") {
@@ -136,5 +138,11 @@ func TestStrayWordsAndBadFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(state); err == nil {
 		t.Error("a refused command made a ledger")
+	}
+	t.Setenv("IMCAST_STATE", "")
+	for _, cmd := range []string{"status", "report"} {
+		if code, _, stderr := runCLI(t, cmd); code != exitFatal || !strings.Contains(stderr, "IMCAST_STATE) is empty") {
+			t.Errorf("IMCAST_STATE= imcast %s: exit %d %q; want 1 saying the ledger is not named", cmd, code, stderr)
+		}
 	}
 }

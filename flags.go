@@ -103,13 +103,21 @@ func stateFlag() cli.Flag {
 }
 
 func openLedger(path string) (*checkpoint.Store, error) {
+	if path == "" {
+		return nil, errNoLedgerPath
+	}
 	return checkpoint.Open(path, checkpoint.Options{})
 }
 
 // readLedger opens the ledger a read command reads: one that exists.
 func readLedger(path string) (*checkpoint.Store, error) {
+	if path == "" {
+		return nil, errNoLedgerPath
+	}
 	return checkpoint.Open(path, checkpoint.Options{MustExist: true})
 }
+
+var errNoLedgerPath = errors.New("no ledger: --state (or IMCAST_STATE) is empty")
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"imcast/chatapi"
-	"imcast/checkpoint"
 	"imcast/job"
 	"imcast/planner"
 	"imcast/report"
@@ -74,7 +73,7 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 	if !(o.Scale > 0) {
 		return fmt.Errorf("--quota-scale %v: want a positive number", o.Scale)
 	}
-	store, err := checkpoint.Open(o.State, checkpoint.Options{MustExist: true})
+	store, err := readLedger(o.State)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func resolve(ctx context.Context, o resolveOpts, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	store, err := checkpoint.Open(o.State, checkpoint.Options{MustExist: true})
+	store, err := readLedger(o.State)
 	if err != nil {
 		return err
 	}

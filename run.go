@@ -67,7 +67,12 @@ Europe/Paris sends only inside the window, waiting for it to open and stopping a
 				return nil
 			}},
 			&cli.BoolFlag{Name: "resend-uncertain", Usage: "send again deliveries the ledger holds as uncertain (they may arrive twice)"},
-			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered, or every call refused, for `DURATION`"},
+			&cli.DurationFlag{Name: "stall-timeout", Value: 5 * time.Minute, Usage: "stop (exit 1) when no call has been answered, or every call refused, for `DURATION`", Action: func(_ *cli.Context, d time.Duration) error {
+				if d < time.Second {
+					return fmt.Errorf("--stall-timeout %v: want 1s or more (the run never hangs: there is no off)", d)
+				}
+				return nil
+			}},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON events and summary instead of text"},
 			&cli.BoolFlag{Name: "quiet", Usage: "no progress output"},
 			&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"IMCAST_METRICS_ADDR"}, Usage: "serve Prometheus metrics of the run at http://`ADDRESS`/metrics (host:port; port 0 picks one, named in the start line)"},
