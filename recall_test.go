@@ -264,22 +264,11 @@ func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
 	if code != exitFatal || !strings.Contains(stderr, "404") {
 		t.Fatalf("recall against a host that knows no such app: exit %d, want 1 naming the 404\n%s%s", code, stdout, stderr)
 	}
-	inFlight := func() int64 {
-		_, out, _ := runCLI(t, "status", "--state", state, "--json")
-		var st report.CampaignStatus
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			t.Fatalf("status --json: %v\n%s", err, out)
-		}
-		return st.RecallInFlight
-	}
-	if n := inFlight(); n == 0 || n > int64(ids) {
-		t.Errorf("status after the refused recall: %d recalls in flight, want the refused call's messages", n)
+	if n := recallsInFlight(t, state); n != 0 {
+		t.Errorf("status after the refused recall: %d recalls in flight, want none (the server did nothing)", n)
 	}
 	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids {
 		t.Errorf("the recall after: exit %d, %d of %d recalled; want every one\n%s", code, srv.Stats().Recalled, ids, out)
-	}
-	if n := inFlight(); n != 0 {
-		t.Errorf("status after the recall: %d recalls still in flight, want 0", n)
 	}
 	ledgerAgrees(t, state, ids)
 }
@@ -330,10 +319,26 @@ func TestRecallOfABatchRefusedWhole(t *testing.T) {
 	ledgerAgrees(t, state, 60)
 }
 
+// recallsInFlight is the count of recalls in flight status gives.
+func recallsInFlight(t *testing.T, state string) int64 {
+	t.Helper()
+	_, out, _ := runCLI(t, "status", "--state", state, "--json")
+	var st report.CampaignStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	return st.RecallInFlight
+}
+
 // TestRecallOfAnUnreachableHost: a recall none of whose calls the host
-// answers (connections refused) stops after 10 s with exit 1 naming the
-// host, its messages left with no outcome; the recall after, against the
-// host that answers, recalls every one.
+// answers stops after 10 s with exit 1 naming the host, its messages left
+// with no outcome: none in flight when connections were refused (nothing
+// went out), some when the host took the calls and never answered (they
+// may have been recalled there). A recall at another host, which holds
+// none of the messages, recalls none, and reads neither its "not found"
+// after those in flight elsewhere as recalled nor as final: the recall
+// after, at the host the campaign was sent through, asks each again and
+// recalls every one, none asked twice there.
 func TestRecallOfAnUnreachableHost(t *testing.T) {
 	dir := t.TempDir()
 	campaign, ids := recallCampaign(t, dir, 40)
@@ -353,8 +358,35 @@ func TestRecallOfAnUnreachableHost(t *testing.T) {
 	if code != exitFatal || !strings.Contains(stderr, l.Addr().String()) || !strings.Contains(stderr, "no call of this run was answered") || !strings.Contains(stdout, "still unknown") {
 		t.Fatalf("recall against a dead host: exit %d; want 1 naming the host, the messages unknown\n%s%s", code, stdout, stderr)
 	}
+	if n := recallsInFlight(t, state); n != 0 {
+		t.Errorf("after a recall whose connections were refused: %d in flight, want none", n)
+	}
+	quit := make(chan struct{})
+	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // takes the call, never answers
+		case <-r.Context().Done():
+		case <-quit:
+		}
+	}))
+	defer stalled.Close()
+	defer close(quit)
+	code, stdout, stderr = runCLI(t, "recall", "--host", stalled.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring")
+	if code != exitFatal || !strings.Contains(stderr, "no call of this run was answered") {
+		t.Fatalf("recall against a host that never answers: exit %d; want 1 naming the host\n%s%s", code, stdout, stderr)
+	}
+	if n := recallsInFlight(t, state); n == 0 {
+		t.Errorf("after a recall whose calls were taken and never answered: none in flight, want those calls' messages")
+	}
+	other := startFake(t, emulator.Config{QuotaScale: 20})
+	if code, out := recallCLI(t, other, state); code != exitIncomplete || !strings.Contains(out, "not_found msg") {
+		t.Fatalf("a recall at a host that holds none of the messages: exit %d; want 3, not found\n%s", code, out)
+	}
+	ledgerAgrees(t, state, 0)
 	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids || srv.Stats().RecallRepeats != 0 {
 		t.Errorf("the recall after: exit %d, %d of %d recalled (%d repeats)\n%s", code, srv.Stats().Recalled, ids, srv.Stats().RecallRepeats, out)
+	}
+	if n := recallsInFlight(t, state); n != 0 {
+		t.Errorf("after the recall: %d still in flight, want 0", n)
 	}
 	ledgerAgrees(t, state, ids)
 }

@@ -217,29 +217,14 @@ func (c *Client) withToken(ctx context.Context, call func(token string) error) e
 func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	// wrote turns true once the whole request went out: from then on the
-	// server may act on it, whatever happens to the answer.
-	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	})
+	ctx, wrote := traceWritten(ctx)
 	req, err := c.NewRequest(ctx, b, token)
 	if err != nil {
 		return Result{}, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// On an error the transport waits for its writer to finish before
-		// Do returns, so wrote is final here.
-		out := NotDelivered
-		if wrote.Load() {
-			out = Ambiguous
-		}
-		return Result{}, &Error{Outcome: out, Err: stripURL(err)}
+		return Result{}, &Error{Outcome: transportOutcome(wrote), Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -260,6 +245,30 @@ func (c *Client) send(ctx context.Context, b Batch, token string) (Result, error
 		return Result{IDs: messageIDs(b, a.Data)}, nil
 	}
 	return Result{}, failure(resp, raw)
+}
+
+// traceWritten returns ctx traced for its request: the flag turns true
+// once the whole request went out, from when the server may act on it,
+// whatever happens to the answer.
+func traceWritten(ctx context.Context) (context.Context, *atomic.Bool) {
+	wrote := new(atomic.Bool)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	}), wrote
+}
+
+// transportOutcome is what a call that got no answer did: nothing, if
+// its request never went out, else who knows. On an error the transport
+// waits for its writer to finish before Do returns, so wrote is final.
+func transportOutcome(wrote *atomic.Bool) Outcome {
+	if wrote.Load() {
+		return Ambiguous
+	}
+	return NotDelivered
 }
 
 // success reports whether status is a 2xx.

@@ -137,6 +137,7 @@ func recallResults(data json.RawMessage, msgs []Recall) (RecallResult, error) {
 func (c *Client) recallCall(ctx context.Context, path string, body any, token string) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	ctx, wrote := traceWritten(ctx)
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
@@ -147,7 +148,7 @@ func (c *Client) recallCall(ctx context.Context, path string, body any, token st
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &Error{Outcome: Ambiguous, Err: stripURL(err)}
+		return nil, &Error{Outcome: transportOutcome(wrote), Err: stripURL(err)}
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

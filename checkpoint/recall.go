@@ -41,16 +41,21 @@ type RecallMark struct {
 	State  RecallState
 	Reason string // with NotRecalled: the server's reason, or why none was asked
 	Time   time.Time
+	// Via is the API base (host and app) the recall was asked at, for the
+	// marks of a call: a message in flight there, or not found there, is
+	// not so at another; "" for marks no server gave.
+	Via string
 }
 
 // recallVersion is the first byte of a mark's encoding, which ends with a
-// CRC-32C of its key and value as records do.
-const recallVersion = 1
+// CRC-32C of its key and value as records do. Version 1 had no Via.
+const recallVersion = 2
 
 func (m RecallMark) encode() []byte {
 	b := []byte{recallVersion, byte(m.State)}
 	b = binary.AppendVarint(b, m.Time.UnixNano())
 	b = appendString(b, m.Reason)
+	b = appendString(b, m.Via)
 	return binary.BigEndian.AppendUint32(b, markSum(m.MsgID, b))
 }
 
@@ -60,13 +65,16 @@ func markSum(id string, b []byte) uint32 {
 
 func decodeMark(id string, b []byte) (RecallMark, error) {
 	n := len(b) - 4
-	if n < 2 || b[0] != recallVersion || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
+	if n < 2 || (b[0] != 1 && b[0] != recallVersion) || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
 		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
 	}
 	d := &decoder{b: b[1:n]}
 	m := RecallMark{MsgID: id, State: RecallState(d.byte())}
 	m.Time = time.Unix(0, d.varint())
 	m.Reason = d.string()
+	if b[0] >= 2 {
+		m.Via = d.string()
+	}
 	if d.err != nil || m.State == RecallNone || m.State > NotRecalled {
 		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
 	}
@@ -94,7 +102,9 @@ func (c *Campaign) Recalls() (map[string]RecallMark, error) {
 }
 
 // MarkRecalls durably records marks (each stamped now if it has no time),
-// over any mark of the same message, in one transaction.
+// over any mark of the same message, in one transaction. A mark of state
+// RecallNone removes the message's mark: a call that never reached the
+// server leaves the message as if never asked.
 func (c *Campaign) MarkRecalls(marks ...RecallMark) error {
 	now := time.Now()
 	return c.s.write(func(tx *bolt.Tx) error {
@@ -105,6 +115,12 @@ func (c *Campaign) MarkRecalls(marks ...RecallMark) error {
 		for _, m := range marks {
 			if m.MsgID == "" {
 				return fmt.Errorf("recall mark without a message ID")
+			}
+			if m.State == RecallNone {
+				if err := b.Delete([]byte(m.MsgID)); err != nil {
+					return err
+				}
+				continue
 			}
 			if m.Time.IsZero() {
 				m.Time = now

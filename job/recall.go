@@ -35,6 +35,11 @@ type RecallConfig struct {
 	Workers     int           // calls at once; 0: 8
 	MaxAttempts int           // calls per message whose outcome stayed unknown, or that were refused; 0: 10
 	Backoff     time.Duration // the first pause before asking again; 0: 200 ms
+	// Via is the API base (host and app) the recall asks at; "" asks the
+	// recaller (BaseURL()). An outcome, or a call in flight, another base
+	// gave is not this one's: a message not found at a wrong host is
+	// asked again at the right one.
+	Via string
 	// Host, Unreachable and StallTimeout stop a recall the host does not
 	// answer, as they do a run (Config).
 	Host                      string
@@ -124,6 +129,9 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if h, ok := rc.(interface{ Host() string }); ok && cfg.Host == "" {
 		cfg.Host = h.Host()
 	}
+	if b, ok := rc.(interface{ BaseURL() string }); ok && cfg.Via == "" {
+		cfg.Via = b.BaseURL()
+	}
 	cfg.Unreachable = cmp.Or(cfg.Unreachable, 10*time.Second)
 	cfg.StallTimeout = cmp.Or(cfg.StallTimeout, 5*time.Minute)
 	camp, err := store.Existing(cfg.Campaign)
@@ -187,7 +195,10 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResul
 			res.Recalled++
 			return nil
 		case checkpoint.NotRecalled:
-			if !cfg.Force || d.Recall.Reason != reasonTooLate {
+			// asked again: too late, with --force; or answered by another
+			// host or app, which may not hold the message
+			again := cfg.Force && d.Recall.Reason == reasonTooLate || d.Recall.Via != "" && d.Recall.Via != cfg.Via
+			if !again {
 				res.not(1, d.Recall.Reason)
 				return nil
 			}
@@ -209,7 +220,10 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResul
 			if kind.Scoped() {
 				to = d.Scope
 			}
-			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: d.Recall.State == checkpoint.RecallInFlight}
+			// in doubt: asked here by a recall that stopped before the
+			// answer (a mark of an older ledger names no host)
+			inDoubt := d.Recall.State == checkpoint.RecallInFlight && (d.Recall.Via == "" || d.Recall.Via == cfg.Via)
+			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: inDoubt}
 			byID[d.MessageID] = t
 			order = append(order, t)
 		}
@@ -378,7 +392,7 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 	for i, t := range send {
 		msgs[i] = chatapi.Recall{MsgID: t.id, To: t.to, ChatType: t.chatType, Force: r.cfg.Force}
 		if !t.inDoubt {
-			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight})
+			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight, Via: r.cfg.Via})
 		}
 	}
 	if len(inFlight) > 0 {
@@ -412,7 +426,7 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 			// recalled it
 			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled})
 		default:
-			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason})
+			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason, Via: r.cfg.Via})
 		}
 	}
 	if err := r.record(send, marks); err != nil {
@@ -448,7 +462,7 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 	case e != nil && e.Status == http.StatusForbidden && e.Code == "message_recall_error":
 		// the one message's outcome, given as the call's
 		t := b.msgs[0]
-		mark := checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: cmp.Or(e.Description, e.Code)}
+		mark := checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: cmp.Or(e.Description, e.Code), Via: r.cfg.Via}
 		if e.Description == chatapi.ReasonNotFound && t.inDoubt {
 			mark = checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled}
 		}
@@ -459,12 +473,21 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 	case chatapi.OutcomeOf(err) == chatapi.Permanent:
 		// a refusal of the whole call (the service not enabled, a wrong
 		// app, a redirect), not of its messages, which answer in the
-		// data: every call would get it. The messages stay marked in
-		// flight, for the next recall to ask again.
+		// data: every call would get it. Nothing was recalled; the next
+		// recall asks again.
+		if err := r.unmark(b.msgs[:sent]); err != nil {
+			return nil, 0, err
+		}
 		return nil, 0, fmt.Errorf("recall refused: %w", err)
 	case chatapi.OutcomeOf(err) == chatapi.Ambiguous:
 		for i := range b.msgs[:sent] {
 			b.msgs[i].inDoubt = true
+		}
+	default:
+		// refused (429, 503), or the request never went out: the
+		// server did nothing
+		if err := r.unmark(b.msgs[:sent]); err != nil {
+			return nil, 0, err
 		}
 	}
 	again, pause, aerr := r.again(b)
@@ -472,6 +495,26 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 		pause = e.RetryAfter
 	}
 	return again, pause, aerr
+}
+
+// unmark removes the in-flight marks this recall's call wrote for msgs
+// (those not in doubt before it) when the server did nothing with the
+// call: they are as if never asked, so no later answer of not found, here
+// or at another host, is read as recalled.
+func (r *recaller) unmark(msgs []recallTarget) error {
+	var marks []checkpoint.RecallMark
+	for _, t := range msgs {
+		if !t.inDoubt {
+			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallNone})
+		}
+	}
+	if len(marks) == 0 {
+		return nil
+	}
+	if err := r.camp.MarkRecalls(marks...); err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return nil
 }
 
 // again sends b once more after a backoff, or, past MaxAttempts, leaves
