@@ -108,7 +108,7 @@ func TestRecallWindowAndForce(t *testing.T) {
 	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
 		t.Fatalf("run: exit %d\n%s", code, out)
 	}
-	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != 0 || !strings.Contains(out, "exceed recall time limit") {
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != 0 || !strings.Contains(out, "exceed recall time limit") || !strings.Contains(out, "recall --force") {
 		t.Fatalf("recall past the window: exit %d, %d recalled; want none, saying why\n%s", code, srv.Stats().Recalled, out)
 	}
 	if code, out := recallCLI(t, srv, state, "--force", "--only", "users,groups"); code != exitIncomplete || srv.Stats().Recalled != 50+30 {

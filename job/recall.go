@@ -79,8 +79,10 @@ const (
 	reasonCmd = "cmd messages cannot be recalled"
 	// ReasonNoID is why a sent delivery that HasRecallID denies is not
 	// recalled.
-	ReasonNoID    = "no message ID: the legacy API answers none, and a delivery resolved as sent or left out of its answer has none"
-	reasonTooLate = "exceed recall time limit"
+	ReasonNoID = "no message ID: the legacy API answers none, and a delivery resolved as sent or left out of its answer has none"
+	// ReasonTooLate is the server's reason for a message sent longer
+	// ago than the app's recall window: --force recalls it.
+	ReasonTooLate = "exceed recall time limit"
 )
 
 // HasRecallID reports whether a delivery has a message ID a recall can
@@ -197,7 +199,7 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResul
 		case checkpoint.NotRecalled:
 			// asked again: too late, with --force; or answered by another
 			// host or app, which may not hold the message
-			again := cfg.Force && d.Recall.Reason == reasonTooLate || d.Recall.Via != "" && d.Recall.Via != cfg.Via
+			again := cfg.Force && d.Recall.Reason == ReasonTooLate || d.Recall.Via != "" && d.Recall.Via != cfg.Via
 			if !again {
 				res.not(1, d.Recall.Reason)
 				return nil

@@ -31,7 +31,11 @@ func WriteRecall(w io.Writer, campaign, ledger string, r *job.RecallResult) {
 		return cmp.Or(cmp.Compare(r.Reasons[b], r.Reasons[a]), cmp.Compare(a, b))
 	})
 	for _, reason := range reasons {
-		fmt.Fprintf(w, "  %d: %s\n", r.Reasons[reason], reason)
+		hint := ""
+		if reason == job.ReasonTooLate {
+			hint = " (past the app's recall window: recall --force withdraws the recipients' copies)"
+		}
+		fmt.Fprintf(w, "  %d: %s%s\n", r.Reasons[reason], reason, hint)
 	}
 	fmt.Fprintf(w, "see imcast report --state %s --campaign %s\n", ledger, campaign)
 }
