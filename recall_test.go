@@ -51,6 +51,21 @@ func recallCampaign(t testing.TB, dir string, users int) (path string, ids int) 
 	return path, ids
 }
 
+// sendRecallCampaign sends recallCampaign's campaign of users (and every
+// other kind) to an emulator of cfg, and returns it, the ledger and the
+// count of message IDs to recall.
+func sendRecallCampaign(t *testing.T, users int, cfg emulator.Config) (srv *emulator.Running, state string, ids int) {
+	t.Helper()
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, users)
+	state = filepath.Join(dir, "l.db")
+	srv = startFake(t, cfg)
+	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	return srv, state, ids
+}
+
 // recallCLI runs imcast recall of campaign spring against srv.
 func recallCLI(t *testing.T, srv *emulator.Running, state string, extra ...string) (int, string) {
 	t.Helper()
@@ -66,13 +81,7 @@ func recallCLI(t *testing.T, srv *emulator.Running, state string, extra ...strin
 // exit 3; a second recall makes no call; status and report show the
 // recall states.
 func TestRecallWithdrawsACampaign(t *testing.T) {
-	dir := t.TempDir()
-	campaign, ids := recallCampaign(t, dir, 700)
-	state := filepath.Join(dir, "l.db")
-	srv := startFake(t, emulator.Config{QuotaScale: 20})
-	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, out)
-	}
+	srv, state, ids := sendRecallCampaign(t, 700, emulator.Config{QuotaScale: 20})
 	code, out := recallCLI(t, srv, state)
 	st := srv.Stats()
 	if code != exitIncomplete || st.Recalled != ids || st.RecallRepeats != 0 {
@@ -101,13 +110,7 @@ func TestRecallWithdrawsACampaign(t *testing.T) {
 // recall window are not recalled, with the server's reason; --force
 // recalls them.
 func TestRecallWindowAndForce(t *testing.T) {
-	dir := t.TempDir()
-	campaign, ids := recallCampaign(t, dir, 50)
-	state := filepath.Join(dir, "l.db")
-	srv := startFake(t, emulator.Config{QuotaScale: 20, RecallWindow: time.Nanosecond})
-	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, out)
-	}
+	srv, state, ids := sendRecallCampaign(t, 50, emulator.Config{QuotaScale: 20, RecallWindow: time.Nanosecond})
 	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != 0 || !strings.Contains(out, "exceed recall time limit") || !strings.Contains(out, "recall --force") {
 		t.Fatalf("recall past the window: exit %d, %d recalled; want none, saying why\n%s", code, srv.Stats().Recalled, out)
 	}
@@ -128,13 +131,7 @@ func TestRecallWindowAndForce(t *testing.T) {
 func TestRecallUnderFaults(t *testing.T) {
 	for seed := range int64(8) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
-			dir := t.TempDir()
-			campaign, ids := recallCampaign(t, dir, 200)
-			state := filepath.Join(dir, "l.db")
-			srv := startFake(t, emulator.Config{QuotaScale: 20, Seed: seed, RecallRefusesWhole: seed%2 == 1})
-			if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-				t.Fatalf("run: exit %d\n%s", code, out)
-			}
+			srv, state, ids := sendRecallCampaign(t, 200, emulator.Config{QuotaScale: 20, Seed: seed, RecallRefusesWhole: seed%2 == 1})
 			srv.SetFaults(emulator.Faults{TooManyRequests: 0.05, Unavailable: 0.05, ErrorBefore: 0.05, ErrorAfter: 0.1, ResetAfter: 0.05,
 				Partial: 0.1, NoContent: 0.05, Created: 0.05, RetryAfter: time.Millisecond})
 			for range 5 {
@@ -178,13 +175,7 @@ func ledgerAgrees(t *testing.T, state string, want int) {
 // mid-way and runs it again: every message recalled once at the server,
 // the ledger agreeing, and a third recall makes no call.
 func TestRecallKilledAndResumed(t *testing.T) {
-	dir := t.TempDir()
-	campaign, ids := recallCampaign(t, dir, 20000)
-	state := filepath.Join(dir, "l.db")
-	srv := startFake(t, emulator.Config{QuotaScale: 20, RecallQuotaScale: 1, Faults: emulator.Faults{Latency: 5 * time.Millisecond}})
-	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, out)
-	}
+	srv, state, ids := sendRecallCampaign(t, 20000, emulator.Config{QuotaScale: 20, RecallQuotaScale: 1, Faults: emulator.Faults{Latency: 5 * time.Millisecond}})
 	for _, at := range []int{1000, 8000} {
 		cmd := startRecall(t, srv, state)
 		for deadline := time.Now().Add(time.Minute); srv.Stats().Recalled < at; time.Sleep(5 * time.Millisecond) {
@@ -247,13 +238,7 @@ func TestRecallSaysWhatMayHaveArrived(t *testing.T) {
 // recording its messages as not recalled; the next recall, against the
 // right host, recalls them all.
 func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
-	dir := t.TempDir()
-	campaign, ids := recallCampaign(t, dir, 60)
-	state := filepath.Join(dir, "l.db")
-	srv := startFake(t, emulator.Config{QuotaScale: 20})
-	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, out)
-	}
+	srv, state, ids := sendRecallCampaign(t, 60, emulator.Config{QuotaScale: 20})
 	wrong := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(404)
 		io.WriteString(w, `{"error":"organization_application_not_found","error_description":"no such app"}`)
@@ -340,13 +325,7 @@ func recallsInFlight(t *testing.T, state string) int64 {
 // after, at the host the campaign was sent through, asks each again and
 // recalls every one, none asked twice there.
 func TestRecallOfAnUnreachableHost(t *testing.T) {
-	dir := t.TempDir()
-	campaign, ids := recallCampaign(t, dir, 40)
-	state := filepath.Join(dir, "l.db")
-	srv := startFake(t, emulator.Config{QuotaScale: 20})
-	if code, out := guardRun(t, srv, state, campaign); code != exitOK {
-		t.Fatalf("run: exit %d\n%s", code, out)
-	}
+	srv, state, ids := sendRecallCampaign(t, 40, emulator.Config{QuotaScale: 20})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
