@@ -44,7 +44,8 @@ type RecallConfig struct {
 	// answer, as they do a run (Config).
 	Host                      string
 	Unreachable, StallTimeout time.Duration
-	// Progress, if set, is told of each call's outcome.
+	// Progress, if set, is told of each call's outcome, one call at a
+	// time (the workers wait while it runs, so it must be quick).
 	Progress func(RecallProgress)
 }
 
@@ -558,14 +559,14 @@ func (r *recaller) record(msgs []recallTarget, marks []checkpoint.RecallMark) er
 	return nil
 }
 
-// count updates the progress under the lock and tells cfg.Progress.
+// count updates the progress and tells cfg.Progress, both under the
+// lock, so the workers never call Progress at once.
 func (r *recaller) count(fn func(*RecallProgress)) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	fn(&r.progress)
 	r.res.Calls = r.progress.Calls
-	p := r.progress
-	r.mu.Unlock()
 	if r.cfg.Progress != nil {
-		r.cfg.Progress(p)
+		r.cfg.Progress(r.progress)
 	}
 }
