@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -78,14 +80,23 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	if _, err := store.Existing(o.Campaign); err != nil {
+	camp, err := store.Existing(o.Campaign)
+	if err != nil {
 		return err // before a word to the host
+	}
+	hosts, err := camp.Hosts()
+	if err != nil {
+		return err
 	}
 	client, closeClient, err := o.Conn.client(o.Scale)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
+	if len(hosts) > 0 && !slices.Contains(hosts, client.BaseURL()) {
+		fmt.Fprintf(stderr, "%s imcast recall: warning: campaign %s was sent through %s, not %s: what this host does not find is recorded not recalled, and asked again at the right one\n",
+			report.Stamp(time.Now()), o.Campaign, strings.Join(hosts, ", "), client.BaseURL())
+	}
 	if !o.Quiet {
 		fmt.Fprintf(stderr, "%s imcast recall: host %s, campaign %s, ledger %s\n", report.Stamp(time.Now()), client.BaseURL(), o.Campaign, store.Path())
 	}

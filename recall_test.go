@@ -369,3 +369,55 @@ func TestRecallOfAnUnreachableHost(t *testing.T) {
 	}
 	ledgerAgrees(t, state, ids)
 }
+
+// killRecallAt starts the binary's recall of campaign spring at srv, kills
+// it (SIGKILL) once srv has answered, or taken, enough of it, and returns
+// how many messages the ledger then holds in flight.
+func killRecallAt(t *testing.T, srv *emulator.Running, state string, enough func(emulator.Stats) bool) int64 {
+	t.Helper()
+	cmd := startRecall(t, srv, state)
+	for deadline := time.Now().Add(time.Minute); !enough(srv.Stats()); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the recall to kill did not get far enough in a minute")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	n := recallsInFlight(t, state)
+	if n == 0 {
+		t.Fatal("the killed recall left no message in flight: the test shows nothing")
+	}
+	return n
+}
+
+// TestRecallKilledThenAskedElsewhere: a recall killed at a host the
+// campaign was never sent through, then asked there again, marks nothing
+// recalled (that host's not found is no sign of a recall); a recall
+// killed at the right host, then asked at the wrong one, then at the
+// right one, counts the messages the killed one recalled as recalled:
+// the doubt survives the detour. The ledger agrees with the server.
+func TestRecallKilledThenAskedElsewhere(t *testing.T) {
+	slow := emulator.Config{QuotaScale: 20, Faults: emulator.Faults{Latency: 300 * time.Millisecond}}
+	srv, state, ids := sendRecallCampaign(t, 3000, slow)
+	wrong := startFake(t, slow)
+	n := killRecallAt(t, wrong, state, func(st emulator.Stats) bool { return st.Kinds[emulator.KindBatchRecall].Calls >= 10 })
+	t.Logf("killed at the wrong host with %d in flight", n)
+	if code, out := recallCLI(t, wrong, state); code != exitIncomplete || !strings.Contains(out, "was sent through "+srv.URL+"/o/a, not "+wrong.URL+"/o/a") {
+		t.Fatalf("the recall again at the wrong host: exit %d, want 3 and a warning naming both hosts\n%s", code, out)
+	}
+	ledgerAgrees(t, state, 0)
+	n = killRecallAt(t, srv, state, func(st emulator.Stats) bool { return st.Recalled >= 600 })
+	t.Logf("killed at the right host with %d in flight, %d recalled there", n, srv.Stats().Recalled)
+	if code, out := recallCLI(t, wrong, state); code != exitIncomplete {
+		t.Fatalf("the recall at the wrong host after the kill: exit %d\n%s", code, out)
+	}
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids || strings.Contains(out, "warning") {
+		t.Fatalf("the recall at the right host: exit %d, %d of %d recalled\n%s", code, srv.Stats().Recalled, ids, out)
+	}
+	ledgerAgrees(t, state, ids)
+	if n := recallsInFlight(t, state); n != 0 {
+		t.Errorf("after the recall: %d still in flight, want 0", n)
+	}
+}

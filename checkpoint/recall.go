@@ -45,17 +45,24 @@ type RecallMark struct {
 	// marks of a call: a message in flight there, or not found there, is
 	// not so at another; "" for marks no server gave.
 	Via string
+	// Doubt is the API base of an earlier recall of the message, at a host
+	// that may hold it, that never got its answer: a recall asked at
+	// another host since (a mistyped --host) keeps it, so that a not
+	// found at Doubt still reads as recalled there.
+	Doubt string
 }
 
 // recallVersion is the first byte of a mark's encoding, which ends with a
-// CRC-32C of its key and value as records do. Version 1 had no Via.
-const recallVersion = 2
+// CRC-32C of its key and value as records do. Version 1 had no Via,
+// version 2 no Doubt.
+const recallVersion = 3
 
 func (m RecallMark) encode() []byte {
 	b := []byte{recallVersion, byte(m.State)}
 	b = binary.AppendVarint(b, m.Time.UnixNano())
 	b = appendString(b, m.Reason)
 	b = appendString(b, m.Via)
+	b = appendString(b, m.Doubt)
 	return binary.BigEndian.AppendUint32(b, markSum(m.MsgID, b))
 }
 
@@ -65,7 +72,7 @@ func markSum(id string, b []byte) uint32 {
 
 func decodeMark(id string, b []byte) (RecallMark, error) {
 	n := len(b) - 4
-	if n < 2 || (b[0] != 1 && b[0] != recallVersion) || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
+	if n < 2 || b[0] < 1 || b[0] > recallVersion || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
 		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
 	}
 	d := &decoder{b: b[1:n]}
@@ -74,6 +81,9 @@ func decodeMark(id string, b []byte) (RecallMark, error) {
 	m.Reason = d.string()
 	if b[0] >= 2 {
 		m.Via = d.string()
+	}
+	if b[0] >= 3 {
+		m.Doubt = d.string()
 	}
 	if d.err != nil || m.State == RecallNone || m.State > NotRecalled {
 		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)

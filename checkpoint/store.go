@@ -24,6 +24,7 @@ var (
 	bucketInfo      = []byte("info")
 	keyPlanned      = []byte("planned")
 	keyComplete     = []byte("complete")
+	bucketHosts     = []byte("hosts")
 	bucketFormat    = []byte("imcast")
 	keyFormat       = []byte("format")
 )
@@ -482,6 +483,36 @@ func (c *Campaign) SetComplete(what []byte) error {
 // Complete returns what SetComplete recorded, nil if nothing.
 func (c *Campaign) Complete() ([]byte, error) {
 	return c.get(bucketInfo, keyComplete)
+}
+
+// AddHost records via, the API base (host and app) a run of the campaign
+// sends through, before its first call: a recall then knows which hosts
+// may hold the campaign's messages.
+func (c *Campaign) AddHost(via string) error {
+	return c.s.write(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketHosts)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(via), nil)
+	})
+}
+
+// Hosts returns what AddHost recorded, sorted; none for a ledger from
+// before hosts were recorded.
+func (c *Campaign) Hosts() ([]string, error) {
+	var hosts []string
+	err := c.s.view(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketHosts)
+		if err != nil || b == nil {
+			return err
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			hosts = append(hosts, string(k))
+			return nil
+		})
+	})
+	return hosts, err
 }
 
 // Message returns the message JSON stored for digest, nil if none.

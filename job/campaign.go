@@ -265,7 +265,11 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 		res.AlreadySent = max(res.AlreadySent, v.planned)
 	}
 	res.Plan = plan
-	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0); err != nil {
+	via := ""
+	if b, ok := sender.(interface{ BaseURL() string }); ok {
+		via = b.BaseURL()
+	}
+	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0, via); err != nil {
 		return nil, err
 	}
 	if cfg.Canary > 0 {
@@ -439,8 +443,9 @@ func (cfg *CampaignConfig) stateIn(ledger known) func(m *planner.Message, to str
 // recordPlanned records how many deliveries each campaign the run read
 // holds (own is the run's; a report fed back holds a part of the others
 // only), and, when the run is to send, that none is complete until it
-// ends.
-func recordPlanned(store Store, own string, counts map[string]int64, sending bool) error {
+// ends and that via (the sender's API base, if it has one) may hold their
+// messages, for recall.
+func recordPlanned(store Store, own string, counts map[string]int64, sending bool, via string) error {
 	touched := slices.Sorted(maps.Keys(counts))
 	for _, name := range touched {
 		c := store.Campaign(name)
@@ -461,6 +466,12 @@ func recordPlanned(store Store, own string, counts map[string]int64, sending boo
 	}
 	for _, name := range touched {
 		if err := store.Campaign(name).SetComplete(nil); err != nil {
+			return err
+		}
+		if via == "" {
+			continue
+		}
+		if err := store.Campaign(name).AddHost(via); err != nil {
 			return err
 		}
 	}

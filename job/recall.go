@@ -95,12 +95,18 @@ func HasRecallID(d checkpoint.Delivery) bool {
 
 // recallTarget is one message to recall: its ID, where it went, and the
 // deliveries it covers; inDoubt says a recall of it may have gone out
-// already (in flight when a run died, or unanswered), so that the
-// server's not_found then means recalled.
+// already here (in flight when a run died, or unanswered), so that the
+// server's not_found then means recalled, if this host may hold the
+// message. doubt is the API base of such a recall at another host that
+// may hold it, kept in the marks written here; prev is the mark before
+// this recall, put back when a call of it does nothing; marked says the
+// ledger holds it in flight here.
 type recallTarget struct {
 	id, to, chatType string
 	deliveries       int64
-	inDoubt          bool
+	inDoubt, marked  bool
+	doubt            string
+	prev             checkpoint.RecallMark
 }
 
 type recallBatch struct {
@@ -141,12 +147,18 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if err != nil {
 		return nil, err
 	}
+	hosts, err := camp.Hosts()
+	if err != nil {
+		return nil, err
+	}
+	// a ledger from before hosts were recorded: any host may hold them
+	holds := func(via string) bool { return len(hosts) == 0 || slices.Contains(hosts, via) }
 	res := &RecallResult{Reasons: map[string]int64{}}
-	todo, err := recallTargets(camp, cfg, res)
+	todo, err := recallTargets(camp, cfg, holds, res)
 	if err != nil {
 		return res, err
 	}
-	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res,
+	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res, holds: holds(cfg.Via),
 		pacer: newPacer("recall", chatapi.Quota{Calls: cfg.Calls}, DefaultPacing, nil)}
 	err = rr.run(ctx, todo)
 	res.Unknown = res.Sent - res.Recalled - res.NotRecalled
@@ -155,8 +167,9 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 }
 
 // recallTargets reads the campaign's sent deliveries and their recall
-// marks into res, and returns the messages to recall.
-func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResult) ([]recallTarget, error) {
+// marks into res, and returns the messages to recall; holds says whether
+// an API base may hold the campaign's messages.
+func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(string) bool, res *RecallResult) ([]recallTarget, error) {
 	types := map[[32]byte]string{}
 	typeOf := func(digest [32]byte) (string, error) {
 		if t, ok := types[digest]; ok {
@@ -224,9 +237,19 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, res *RecallResul
 				to = d.Scope
 			}
 			// in doubt: asked here by a recall that stopped before the
-			// answer (a mark of an older ledger names no host)
-			inDoubt := d.Recall.State == checkpoint.RecallInFlight && (d.Recall.Via == "" || d.Recall.Via == cfg.Via)
-			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: inDoubt}
+			// answer (a mark of an older ledger names no host), or so
+			// asked at a host a recall since has left for another
+			p := d.Recall
+			marked := p.State == checkpoint.RecallInFlight && (p.Via == "" || p.Via == cfg.Via)
+			doubt := p.Doubt
+			if p.State == checkpoint.RecallInFlight && !marked && holds(p.Via) {
+				doubt = p.Via // the newer, at a host that may hold it
+			}
+			inDoubt := marked || p.Doubt == cfg.Via
+			if doubt == cfg.Via {
+				doubt = ""
+			}
+			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: inDoubt, marked: marked, doubt: doubt, prev: p}
 			byID[d.MessageID] = t
 			order = append(order, t)
 		}
@@ -271,6 +294,11 @@ type recaller struct {
 	camp  *checkpoint.Campaign
 	rc    Recaller
 	pacer *pacer
+
+	// holds says the host asked (cfg.Via) is one the campaign was sent
+	// through, so that its not found after a recall in doubt there
+	// means recalled; another host never had the messages
+	holds bool
 
 	health   health
 	mu       sync.Mutex // guards res and progress
@@ -394,8 +422,9 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 	msgs := make([]chatapi.Recall, len(send))
 	for i, t := range send {
 		msgs[i] = chatapi.Recall{MsgID: t.id, To: t.to, ChatType: t.chatType, Force: r.cfg.Force}
-		if !t.inDoubt {
-			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight, Via: r.cfg.Via})
+		if !t.marked {
+			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight, Via: r.cfg.Via, Doubt: t.doubt})
+			send[i].marked = true
 		}
 	}
 	if len(inFlight) > 0 {
@@ -424,12 +453,8 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 		case !answered:
 			t.inDoubt = true
 			left = append(left, t)
-		case reason == "", reason == chatapi.ReasonNotFound && t.inDoubt:
-			// not found after a recall that may have gone out: that one
-			// recalled it
-			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled})
 		default:
-			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason, Via: r.cfg.Via})
+			marks = append(marks, r.outcome(t, reason))
 		}
 	}
 	if err := r.record(send, marks); err != nil {
@@ -465,10 +490,7 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 	case e != nil && e.Status == http.StatusForbidden && e.Code == "message_recall_error":
 		// the one message's outcome, given as the call's
 		t := b.msgs[0]
-		mark := checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: cmp.Or(e.Description, e.Code), Via: r.cfg.Via}
-		if e.Description == chatapi.ReasonNotFound && t.inDoubt {
-			mark = checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled}
-		}
+		mark := r.outcome(t, cmp.Or(e.Description, e.Code))
 		if err := r.record(b.msgs[:1], []checkpoint.RecallMark{mark}); err != nil {
 			return nil, 0, err
 		}
@@ -500,15 +522,34 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 	return again, pause, aerr
 }
 
-// unmark removes the in-flight marks this recall's call wrote for msgs
-// (those not in doubt before it) when the server did nothing with the
-// call: they are as if never asked, so no later answer of not found, here
-// or at another host, is read as recalled.
+// outcome is the mark of the server's answer for t: "" recalled; not
+// found after a recall in doubt here, at a host that may hold the
+// message, recalled by that recall; else not recalled for the reason,
+// keeping what is in doubt (here too, when the host may hold it).
+func (r *recaller) outcome(t recallTarget, reason string) checkpoint.RecallMark {
+	if reason == "" || reason == chatapi.ReasonNotFound && t.inDoubt && r.holds {
+		return checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled}
+	}
+	doubt := t.doubt
+	if t.inDoubt && r.holds {
+		doubt = r.cfg.Via
+	}
+	return checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason, Via: r.cfg.Via, Doubt: doubt}
+}
+
+// unmark puts back the marks of msgs from before this recall's call
+// wrote them in flight (those not in doubt before it) when the server did
+// nothing with the call: they are as if never asked here, so no later
+// answer of not found here is read as recalled, and a doubt at another
+// host stays.
 func (r *recaller) unmark(msgs []recallTarget) error {
 	var marks []checkpoint.RecallMark
-	for _, t := range msgs {
+	for i, t := range msgs {
 		if !t.inDoubt {
-			marks = append(marks, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallNone})
+			prev := t.prev
+			prev.MsgID = t.id
+			marks = append(marks, prev)
+			msgs[i].marked = false
 		}
 	}
 	if len(marks) == 0 {
