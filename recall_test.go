@@ -421,3 +421,38 @@ func TestRecallKilledThenAskedElsewhere(t *testing.T) {
 		t.Errorf("after the recall: %d still in flight, want 0", n)
 	}
 }
+
+// TestRecallAtADeadHostKeepsTheMarks: a recall whose calls all went
+// unanswered (the server recalled, then failed with 500) leaves its
+// messages in flight; a recall at a mistyped host where nothing listens
+// sends nothing and must leave those marks as they were, so that the
+// right host's not found then reads as recalled.
+func TestRecallAtADeadHostKeepsTheMarks(t *testing.T) {
+	srv, state, ids := sendRecallCampaign(t, 60, emulator.Config{QuotaScale: 20})
+	srv.SetFaults(emulator.Faults{ErrorAfter: 1})
+	if code, out := recallCLI(t, srv, state); code == exitOK {
+		t.Fatalf("a recall answered only with 500s: exit 0\n%s", out)
+	}
+	srv.SetFaults(emulator.Faults{})
+	n := recallsInFlight(t, state)
+	if n == 0 || srv.Stats().Recalled != ids {
+		t.Fatalf("after the 500s: %d in flight, %d of %d recalled at the server; want all in flight and recalled", n, srv.Stats().Recalled, ids)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	t.Setenv("EASEMOB_TOKEN", "test-token")
+	if code, _, stderr := runCLI(t, "recall", "--host", dead, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet"); code != exitFatal {
+		t.Fatalf("a recall at a dead host: exit %d, want 1\n%s", code, stderr)
+	}
+	if m := recallsInFlight(t, state); m != n {
+		t.Fatalf("a recall at a dead host left %d in flight of %d", m, n)
+	}
+	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().RecallRepeats == 0 {
+		t.Fatalf("the recall at the right host: exit %d, %d asked again\n%s", code, srv.Stats().RecallRepeats, out)
+	}
+	ledgerAgrees(t, state, ids)
+}
