@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +39,8 @@ func TestRenamedFileSendsNothing(t *testing.T) {
 	}
 	before := srv.Stats().Requests
 	code, _, stderr := runCLI(t, args(b)...)
-	if code != exitInvalid || !strings.Contains(stderr, `campaign "promo" already holds 3`) {
-		t.Errorf("renamed file: exit %d, stderr %q; want %d naming campaign promo and its 3 deliveries", code, stderr, exitInvalid)
+	if code != exitInvalid || !strings.Contains(stderr, `campaign "promo" already holds 3`) || !strings.Contains(stderr, "run with --campaign promo;") {
+		t.Errorf("renamed file: exit %d, stderr %q; want %d naming campaign promo, its 3 deliveries, and how to go on with it", code, stderr, exitInvalid)
 	}
 	// a campaign column naming a campaign the ledger does not hold is
 	// no way around it
@@ -231,5 +232,42 @@ func TestRedirectsCarryNothingAway(t *testing.T) {
 	}
 	if got := srv.TrapRequests(); len(got) != 0 {
 		t.Errorf("the redirect target received %d requests: %+v", len(got), got)
+	}
+}
+
+// TestRenamedFileGoesOnAsTheRefusalSays: the refusal of a renamed file
+// says how to go on with the campaign that holds its deliveries; doing so
+// sends only what that campaign has not sent.
+func TestRenamedFileGoesOnAsTheRefusalSays(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "ledger.db")
+	a := filepath.Join(dir, "promo.csv")
+	if err := os.WriteFile(a, []byte("to,msg\nu1,sale\nu2,sale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startFake(t, emulator.Config{})
+	t.Setenv("EASEMOB_TOKEN", "t")
+	args := func(extra ...string) []string {
+		return append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quiet"}, extra...)
+	}
+	if code, _, stderr := runCLI(t, args(a)...); code != exitOK {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	b := filepath.Join(dir, "promo-v2.csv")
+	if err := os.WriteFile(b, []byte("to,msg\nu1,sale\nu2,sale\nu3,sale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, args(b)...)
+	hint := regexp.MustCompile(`To go on with campaign \S+ \(what it sent stays sent\), run with (--campaign \S+);`).FindStringSubmatch(stderr)
+	if code != exitInvalid || hint == nil {
+		t.Fatalf("renamed file: exit %d, stderr %q; want %d and how to go on", code, stderr, exitInvalid)
+	}
+	if code, _, stderr := runCLI(t, args(append(strings.Fields(hint[1]), b)...)...); code != exitOK {
+		t.Fatalf("%s: exit %d: %s", hint[1], code, stderr)
+	}
+	for _, u := range []string{"u1", "u2", "u3"} {
+		if n := srv.Delivered("users", "", u); n != 1 {
+			t.Errorf("%s delivered %d times, want once", u, n)
+		}
 	}
 }

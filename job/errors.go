@@ -62,6 +62,10 @@ func (e *SentElsewhereError) Error() string {
 	for i, n := range names {
 		parts[i] = fmt.Sprintf("campaign %q already holds %d of them as sent or uncertain", n, e.Found[n])
 	}
-	return fmt.Sprintf("%s; nothing was sent (a renamed or copied file?). To send them again on purpose, name the campaign: --campaign %s",
-		strings.Join(parts, ", "), e.Campaign)
+	goOn := fmt.Sprintf("To go on with campaign %s (what it sent stays sent), run with --campaign %s", names[0], names[0])
+	if len(names) > 1 {
+		goOn = "To go on with one of them (what it sent stays sent), run with --campaign and its name"
+	}
+	return fmt.Sprintf("%s; nothing was sent (a renamed or copied file?). %s; to send them again on purpose, name this campaign: --campaign %s",
+		strings.Join(parts, ", "), goOn, e.Campaign)
 }
