@@ -130,6 +130,7 @@ func TestStrayWordsAndBadFlags(t *testing.T) {
 		{[]string{"run", "--max-failure-rate", "abc", "x.csv"}, "flag --max-failure-rate"},
 		{[]string{"run", "--fake", "--stall-timeout", "0", "x.csv"}, "--stall-timeout 0s: want 1s or more"},
 		{[]string{"run", "--fake", "--stall-timeout=-5s", "x.csv"}, "--stall-timeout -5s"},
+		{[]string{"resolve", "--state", state, "--campaign", "c", "x.csv"}, "--as sent (they arrived) or --as failed"},
 	} {
 		code, stdout, stderr := runCLI(t, c.args...)
 		if code != exitFatal || !strings.Contains(stderr, c.want) || strings.Contains(stdout+stderr, "USAGE:") {

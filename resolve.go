@@ -43,7 +43,7 @@ Examples:
 		Flags: []cli.Flag{
 			stateFlag(),
 			&cli.StringFlag{Name: "campaign", Usage: "the campaign `NAME` in the ledger (required)"},
-			&cli.StringFlag{Name: "as", Required: true, Usage: "`OUTCOME`: sent (it arrived) or failed (it did not)"},
+			&cli.StringFlag{Name: "as", Usage: "`OUTCOME`: sent (it arrived) or failed (it did not)"},
 			&cli.StringFlag{Name: "only", Usage: "only deliveries of these `KINDS`, comma-separated"},
 			&cli.StringFlag{Name: "encoding", Value: planner.UTF8, Usage: "`ENCODING` of a CSV report: utf-8 or gbk"},
 		},
@@ -56,6 +56,9 @@ Examples:
 
 // resolve settles uncertain deliveries of a campaign in the ledger.
 func resolve(ctx context.Context, o resolveOpts, stdout, _ io.Writer) error {
+	if o.As == "" {
+		return errors.New("say what became of them: --as sent (they arrived) or --as failed (they did not)")
+	}
 	as, err := checkpoint.ParseState(o.As)
 	if err != nil || as != checkpoint.Sent && as != checkpoint.Failed {
 		return fmt.Errorf("--as %q: want sent or failed", o.As)

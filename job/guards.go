@@ -3,6 +3,8 @@ package job
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,6 +62,16 @@ const closeLead = 200 * time.Millisecond
 // wrapped in a *BreakerError.
 var ErrTooManyFailures = errors.New("too many deliveries failed")
 
+// percent writes a share as a percentage, to the tenth where a whole
+// number would hide it (20.5 %, not 20 %).
+func percent(f float64) string {
+	p := 100 * f
+	if p == math.Trunc(p) {
+		return fmt.Sprintf("%.0f%%", p)
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.1f", p), "0"), ".") + "%"
+}
+
 // BreakerError says what share of the last deliveries answered failed or
 // became uncertain, and the last error.
 type BreakerError struct {
@@ -69,8 +81,8 @@ type BreakerError struct {
 }
 
 func (e *BreakerError) Error() string {
-	return fmt.Sprintf("stopped: %d of the last %d deliveries answered failed or are uncertain (%.0f%%, more than --max-failure-rate %.0f%%); last error: %s; the calls in flight were recorded: find the cause (imcast report --only failed,uncertain), then run again",
-		e.Bad, e.Of, 100*float64(e.Bad)/float64(e.Of), 100*e.Max, e.Last)
+	return fmt.Sprintf("stopped: %d of the last %d deliveries answered failed or are uncertain (%s, more than --max-failure-rate %s); last error: %s; the calls in flight were recorded: find the cause (imcast report --only failed,uncertain), then run again",
+		e.Bad, e.Of, percent(float64(e.Bad)/float64(e.Of)), percent(e.Max), e.Last)
 }
 
 // Unwrap makes errors.Is(err, ErrTooManyFailures) hold.

@@ -450,3 +450,22 @@ type senderFunc func(ctx context.Context, b chatapi.Batch) (chatapi.Result, erro
 func (f senderFunc) Send(ctx context.Context, b chatapi.Batch) (chatapi.Result, error) {
 	return f(ctx, b)
 }
+
+// TestBreakerSaysTheShare: the breaker's share is not rounded to the
+// limit it passed (41 of 200 is 20.5 %, more than 20 %).
+func TestBreakerSaysTheShare(t *testing.T) {
+	for _, c := range []struct {
+		bad, of int
+		max     float64
+		want    string
+	}{
+		{41, 200, 0.2, "(20.5%, more than --max-failure-rate 20%)"},
+		{80, 200, 0.2, "(40%, more than --max-failure-rate 20%)"},
+		{3, 200, 0.011, "(1.5%, more than --max-failure-rate 1.1%)"},
+	} {
+		got := (&job.BreakerError{Bad: c.bad, Of: c.of, Max: c.max, Last: "x"}).Error()
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%d of %d over %v: %q, want %q", c.bad, c.of, c.max, got, c.want)
+		}
+	}
+}
