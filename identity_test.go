@@ -14,24 +14,33 @@ import (
 	"imcast/emulator"
 )
 
+// sentPromo writes promo.csv with rows into a fresh directory and runs it
+// against a fresh emulator; args gives a run's arguments at that emulator
+// with the same ledger.
+func sentPromo(t *testing.T, rows string) (dir, file string, srv *emulator.Running, args func(extra ...string) []string) {
+	t.Helper()
+	dir = t.TempDir()
+	state := filepath.Join(dir, "ledger.db")
+	file = filepath.Join(dir, "promo.csv")
+	if err := os.WriteFile(file, []byte(rows), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv = startFake(t, emulator.Config{})
+	t.Setenv("EASEMOB_TOKEN", "t")
+	args = func(extra ...string) []string {
+		return append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quiet"}, extra...)
+	}
+	if code, _, stderr := runCLI(t, args(file)...); code != exitOK {
+		t.Fatalf("first run: exit %d: %s", code, stderr)
+	}
+	return dir, file, srv, args
+}
+
 // TestRenamedFileSendsNothing copies a campaign that was sent to a new name:
 // run without --campaign, it sends nothing and names the campaign that
 // holds its deliveries; with --campaign, it sends on purpose.
 func TestRenamedFileSendsNothing(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "ledger.db")
-	a := filepath.Join(dir, "promo.csv")
-	if err := os.WriteFile(a, []byte("to,msg\nu1,sale\nu2,sale\nu3,sale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startFake(t, emulator.Config{})
-	t.Setenv("EASEMOB_TOKEN", "t")
-	args := func(extra ...string) []string {
-		return append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quiet"}, extra...)
-	}
-	if code, _, stderr := runCLI(t, args(a)...); code != exitOK {
-		t.Fatalf("first run: exit %d: %s", code, stderr)
-	}
+	dir, a, srv, args := sentPromo(t, "to,msg\nu1,sale\nu2,sale\nu3,sale\n")
 	b := filepath.Join(dir, "promo-final.csv")
 	data, _ := os.ReadFile(a)
 	if err := os.WriteFile(b, append(data, "u4,sale\n"...), 0o600); err != nil {
@@ -239,20 +248,7 @@ func TestRedirectsCarryNothingAway(t *testing.T) {
 // says how to go on with the campaign that holds its deliveries; doing so
 // sends only what that campaign has not sent.
 func TestRenamedFileGoesOnAsTheRefusalSays(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "ledger.db")
-	a := filepath.Join(dir, "promo.csv")
-	if err := os.WriteFile(a, []byte("to,msg\nu1,sale\nu2,sale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv := startFake(t, emulator.Config{})
-	t.Setenv("EASEMOB_TOKEN", "t")
-	args := func(extra ...string) []string {
-		return append([]string{"run", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--quiet"}, extra...)
-	}
-	if code, _, stderr := runCLI(t, args(a)...); code != exitOK {
-		t.Fatalf("first run: exit %d: %s", code, stderr)
-	}
+	dir, _, srv, args := sentPromo(t, "to,msg\nu1,sale\nu2,sale\n")
 	b := filepath.Join(dir, "promo-v2.csv")
 	if err := os.WriteFile(b, []byte("to,msg\nu1,sale\nu2,sale\nu3,sale\n"), 0o600); err != nil {
 		t.Fatal(err)
