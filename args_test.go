@@ -131,6 +131,8 @@ func TestStrayWordsAndBadFlags(t *testing.T) {
 		{[]string{"run", "--fake", "--stall-timeout", "0", "x.csv"}, "--stall-timeout 0s: want 1s or more"},
 		{[]string{"run", "--fake", "--stall-timeout=-5s", "x.csv"}, "--stall-timeout -5s"},
 		{[]string{"resolve", "--state", state, "--campaign", "c", "x.csv"}, "--as sent (they arrived) or --as failed"},
+		{[]string{"recall", "--state", state, "--campaign", "c", "--quota-scale", "Inf"}, "--quota-scale +Inf: want a positive number"},
+		{[]string{"run", "--fake", "--state", state, "--quota-scale", "Inf", "x.csv"}, "quota scale +Inf"},
 	} {
 		code, stdout, stderr := runCLI(t, c.args...)
 		if code != exitFatal || !strings.Contains(stderr, c.want) || strings.Contains(stdout+stderr, "USAGE:") {

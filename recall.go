@@ -72,7 +72,7 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 	if o.Workers < 1 || o.Workers > 256 {
 		return fmt.Errorf("--workers %d: want 1 to 256 calls at once", o.Workers)
 	}
-	if !(o.Scale > 0) {
+	if chatapi.CheckScale(o.Scale) != nil {
 		return fmt.Errorf("--quota-scale %v: want a positive number", o.Scale)
 	}
 	store, err := readLedger(o.State)
@@ -94,7 +94,7 @@ func recall(ctx context.Context, o recallOpts, stdout, stderr io.Writer) error {
 	}
 	defer closeClient()
 	if len(hosts) > 0 && !slices.Contains(hosts, client.BaseURL()) {
-		fmt.Fprintf(stderr, "%s imcast recall: warning: campaign %s was sent through %s, not %s: what this host does not find is recorded not recalled, and asked again at the right one\n",
+		fmt.Fprintf(stderr, "%s imcast recall: warning: campaign %s was sent through %s, not %s: only the host that sent a message can recall it\n",
 			report.Stamp(time.Now()), o.Campaign, strings.Join(hosts, ", "), client.BaseURL())
 	}
 	if !o.Quiet {

@@ -6,11 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -235,24 +237,19 @@ func TestRecallSaysWhatMayHaveArrived(t *testing.T) {
 
 // TestRecallRefusedWholeStopsAndLeavesNoneBehind: a recall call refused
 // as a whole (404: a wrong app) stops the recall (exit 1) without
-// recording its messages as not recalled; the next recall, against the
-// right host, recalls them all.
+// recording its messages as not recalled; the next recall, once the host
+// answers again, recalls them all.
 func TestRecallRefusedWholeStopsAndLeavesNoneBehind(t *testing.T) {
-	srv, state, ids := sendRecallCampaign(t, 60, emulator.Config{QuotaScale: 20})
-	wrong := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(404)
-		io.WriteString(w, `{"error":"organization_application_not_found","error_description":"no such app"}`)
-	}))
-	defer wrong.Close()
-	t.Setenv("EASEMOB_TOKEN", "test-token")
-	code, stdout, stderr := runCLI(t, "recall", "--host", wrong.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet")
-	if code != exitFatal || !strings.Contains(stderr, "404") {
-		t.Fatalf("recall against a host that knows no such app: exit %d, want 1 naming the 404\n%s%s", code, stdout, stderr)
+	srv, f, state, ids := sendThroughFront(t, 60, emulator.Config{QuotaScale: 20})
+	f.set(front404)
+	if code, out := recallCLI(t, f.Running, state); code != exitFatal || !strings.Contains(out, "404") {
+		t.Fatalf("recall against a host that knows no such app: exit %d, want 1 naming the 404\n%s", code, out)
 	}
 	if n := recallsInFlight(t, state); n != 0 {
 		t.Errorf("status after the refused recall: %d recalls in flight, want none (the server did nothing)", n)
 	}
-	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids {
+	f.set(frontPass)
+	if code, out := recallCLI(t, f.Running, state); code != exitIncomplete || srv.Stats().Recalled != ids {
 		t.Errorf("the recall after: exit %d, %d of %d recalled; want every one\n%s", code, srv.Stats().Recalled, ids, out)
 	}
 	ledgerAgrees(t, state, ids)
@@ -319,49 +316,36 @@ func recallsInFlight(t *testing.T, state string) int64 {
 // answers stops after 10 s with exit 1 naming the host, its messages left
 // with no outcome: none in flight when connections were refused (nothing
 // went out), some when the host took the calls and never answered (they
-// may have been recalled there). A recall at another host, which holds
-// none of the messages, recalls none, and reads neither its "not found"
-// after those in flight elsewhere as recalled nor as final: the recall
-// after, at the host the campaign was sent through, asks each again and
-// recalls every one, none asked twice there.
+// may have been recalled there). A recall at another host, which did not
+// send the messages, asks for none of them and says which host did; the
+// recall after, at that host, asks each again and recalls every one, none
+// asked twice there.
 func TestRecallOfAnUnreachableHost(t *testing.T) {
-	srv, state, ids := sendRecallCampaign(t, 40, emulator.Config{QuotaScale: 20})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String()
-	l.Close() // nothing listens there now: connections are refused
-	t.Setenv("EASEMOB_TOKEN", "test-token")
-	code, stdout, stderr := runCLI(t, "recall", "--host", dead, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring")
-	if code != exitFatal || !strings.Contains(stderr, l.Addr().String()) || !strings.Contains(stderr, "no call of this run was answered") || !strings.Contains(stdout, "still unknown") {
-		t.Fatalf("recall against a dead host: exit %d; want 1 naming the host, the messages unknown\n%s%s", code, stdout, stderr)
+	srv, f, state, ids := sendThroughFront(t, 40, emulator.Config{QuotaScale: 20})
+	f.down()
+	code, out := recallCLI(t, f.Running, state)
+	if code != exitFatal || !strings.Contains(out, f.addr) || !strings.Contains(out, "no call of this run was answered") || !strings.Contains(out, "still unknown") {
+		t.Fatalf("recall against a dead host: exit %d; want 1 naming the host, the messages unknown\n%s", code, out)
 	}
 	if n := recallsInFlight(t, state); n != 0 {
 		t.Errorf("after a recall whose connections were refused: %d in flight, want none", n)
 	}
-	quit := make(chan struct{})
-	stalled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select { // takes the call, never answers
-		case <-r.Context().Done():
-		case <-quit:
-		}
-	}))
-	defer stalled.Close()
-	defer close(quit)
-	code, stdout, stderr = runCLI(t, "recall", "--host", stalled.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring")
-	if code != exitFatal || !strings.Contains(stderr, "no call of this run was answered") {
-		t.Fatalf("recall against a host that never answers: exit %d; want 1 naming the host\n%s%s", code, stdout, stderr)
+	f.up(t)
+	f.set(frontStall)
+	if code, out = recallCLI(t, f.Running, state); code != exitFatal || !strings.Contains(out, "no call of this run was answered") {
+		t.Fatalf("recall against a host that never answers: exit %d; want 1 naming the host\n%s", code, out)
 	}
 	if n := recallsInFlight(t, state); n == 0 {
 		t.Errorf("after a recall whose calls were taken and never answered: none in flight, want those calls' messages")
 	}
 	other := startFake(t, emulator.Config{QuotaScale: 20})
-	if code, out := recallCLI(t, other, state); code != exitIncomplete || !strings.Contains(out, "not_found msg") {
-		t.Fatalf("a recall at a host that holds none of the messages: exit %d; want 3, not found\n%s", code, out)
+	code, out = recallCLI(t, other, state)
+	if code != exitIncomplete || other.Stats().Calls != 0 || !strings.Contains(out, "sent through "+f.URL+"/o/a, not this host") {
+		t.Fatalf("a recall at a host that sent none of the messages: exit %d, %d calls; want 3, none, and the host that sent them\n%s", code, other.Stats().Calls, out)
 	}
 	ledgerAgrees(t, state, 0)
-	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids || srv.Stats().RecallRepeats != 0 {
+	f.set(frontPass)
+	if code, out := recallCLI(t, f.Running, state); code != exitIncomplete || srv.Stats().Recalled != ids || srv.Stats().RecallRepeats != 0 {
 		t.Errorf("the recall after: exit %d, %d of %d recalled (%d repeats)\n%s", code, srv.Stats().Recalled, ids, srv.Stats().RecallRepeats, out)
 	}
 	if n := recallsInFlight(t, state); n != 0 {
@@ -392,45 +376,63 @@ func killRecallAt(t *testing.T, srv *emulator.Running, state string, enough func
 	return n
 }
 
-// TestRecallKilledThenAskedElsewhere: a recall killed at a host the
-// campaign was never sent through, then asked there again, marks nothing
-// recalled (that host's not found is no sign of a recall); a recall
-// killed at the right host, then asked at the wrong one, then at the
-// right one, counts the messages the killed one recalled as recalled:
-// the doubt survives the detour. The ledger agrees with the server.
-func TestRecallKilledThenAskedElsewhere(t *testing.T) {
+// TestRecallAsksOnlyTheHostThatSent: a campaign sent partly through one
+// host and partly through another (whose message IDs are the same
+// numbers: each emulator counts from one base) is recalled at each host
+// for what that host sent. A recall killed at the first host with
+// messages in flight, run there again, counts as recalled only what that
+// host recalled: the other host's messages, which it never had, are not
+// asked there. The ledger agrees with both servers, and a last recall at
+// each makes no call.
+func TestRecallAsksOnlyTheHostThatSent(t *testing.T) {
+	dir := t.TempDir()
+	campaign, _ := recallCampaign(t, dir, 3000)
+	state := filepath.Join(dir, "l.db")
 	slow := emulator.Config{QuotaScale: 20, Faults: emulator.Faults{Latency: 300 * time.Millisecond}}
-	srv, state, ids := sendRecallCampaign(t, 3000, slow)
-	wrong := startFake(t, slow)
-	n := killRecallAt(t, wrong, state, func(st emulator.Stats) bool { return st.Kinds[emulator.KindBatchRecall].Calls >= 10 })
-	t.Logf("killed at the wrong host with %d in flight", n)
-	if code, out := recallCLI(t, wrong, state); code != exitIncomplete || !strings.Contains(out, "was sent through "+srv.URL+"/o/a, not "+wrong.URL+"/o/a") {
-		t.Fatalf("the recall again at the wrong host: exit %d, want 3 and a warning naming both hosts\n%s", code, out)
+	a, b := startFake(t, slow), startFake(t, slow)
+	if code, out := guardRun(t, a, state, campaign, "--canary", "1500"); code != exitStopped {
+		t.Fatalf("the canary at a: exit %d\n%s", code, out)
 	}
-	ledgerAgrees(t, state, 0)
-	n = killRecallAt(t, srv, state, func(st emulator.Stats) bool { return st.Recalled >= 600 })
-	t.Logf("killed at the right host with %d in flight, %d recalled there", n, srv.Stats().Recalled)
-	if code, out := recallCLI(t, wrong, state); code != exitIncomplete {
-		t.Fatalf("the recall at the wrong host after the kill: exit %d\n%s", code, out)
+	if code, out := guardRun(t, b, state, campaign); code != exitOK {
+		t.Fatalf("the rest at b: exit %d\n%s", code, out)
 	}
-	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Recalled != ids || strings.Contains(out, "warning") {
-		t.Fatalf("the recall at the right host: exit %d, %d of %d recalled\n%s", code, srv.Stats().Recalled, ids, out)
+	n := killRecallAt(t, a, state, func(st emulator.Stats) bool { return st.Recalled >= 300 })
+	t.Logf("killed at a with %d in flight, %d recalled there", n, a.Stats().Recalled)
+	code, out := recallCLI(t, a, state)
+	if code != exitIncomplete || !strings.Contains(out, "sent through "+b.URL+"/o/a, not this host") {
+		t.Fatalf("the recall again at a: exit %d, want 3 naming b for the rest\n%s", code, out)
 	}
-	ledgerAgrees(t, state, ids)
+	if st := b.Stats(); st.Kinds[emulator.KindBatchRecall].Calls != 0 {
+		t.Fatalf("recalls at a made %d calls at b", st.Kinds[emulator.KindBatchRecall].Calls)
+	}
+	ledgerAgrees(t, state, a.Stats().Recalled)
+	if code, out := recallCLI(t, b, state); code != exitIncomplete || strings.Contains(out, "not this host") {
+		t.Fatalf("the recall at b: exit %d, want 3 for the cmd and legacy, nothing left elsewhere\n%s", code, out)
+	}
+	ledgerAgrees(t, state, a.Stats().Recalled+b.Stats().Recalled)
+	if a.Stats().Delivered+b.Stats().Delivered == 0 || b.Stats().Recalled == 0 || int64(a.Stats().RecallRepeats) > n {
+		t.Errorf("a recalled %d, b %d, a asked again %d of %d in flight", a.Stats().Recalled, b.Stats().Recalled, a.Stats().RecallRepeats, n)
+	}
+	for _, srv := range []*emulator.Running{a, b} {
+		calls := srv.Stats().Calls
+		if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Calls != calls {
+			t.Errorf("a last recall at %s: exit %d, %d calls\n%s", srv.URL, code, srv.Stats().Calls-calls, out)
+		}
+	}
 	if n := recallsInFlight(t, state); n != 0 {
-		t.Errorf("after the recall: %d still in flight, want 0", n)
+		t.Errorf("after the recalls: %d still in flight, want 0", n)
 	}
 }
 
 // TestRecallAtADeadHostKeepsTheMarks: a recall whose calls all went
 // unanswered (the server recalled, then failed with 500) leaves its
-// messages in flight; a recall at a mistyped host where nothing listens
-// sends nothing and must leave those marks as they were, so that the
-// right host's not found then reads as recalled.
+// messages in flight; a recall when the host is down sends nothing and
+// must leave those marks as they were, so that the host's not found,
+// once it is up, reads as recalled.
 func TestRecallAtADeadHostKeepsTheMarks(t *testing.T) {
-	srv, state, ids := sendRecallCampaign(t, 60, emulator.Config{QuotaScale: 20})
+	srv, f, state, ids := sendThroughFront(t, 60, emulator.Config{QuotaScale: 20})
 	srv.SetFaults(emulator.Faults{ErrorAfter: 1})
-	if code, out := recallCLI(t, srv, state); code == exitOK {
+	if code, out := recallCLI(t, f.Running, state); code == exitOK {
 		t.Fatalf("a recall answered only with 500s: exit 0\n%s", out)
 	}
 	srv.SetFaults(emulator.Faults{})
@@ -438,21 +440,158 @@ func TestRecallAtADeadHostKeepsTheMarks(t *testing.T) {
 	if n == 0 || srv.Stats().Recalled != ids {
 		t.Fatalf("after the 500s: %d in flight, %d of %d recalled at the server; want all in flight and recalled", n, srv.Stats().Recalled, ids)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String()
-	l.Close()
-	t.Setenv("EASEMOB_TOKEN", "test-token")
-	if code, _, stderr := runCLI(t, "recall", "--host", dead, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quiet"); code != exitFatal {
-		t.Fatalf("a recall at a dead host: exit %d, want 1\n%s", code, stderr)
+	f.down()
+	if code, out := recallCLI(t, f.Running, state); code != exitFatal {
+		t.Fatalf("a recall at a dead host: exit %d, want 1\n%s", code, out)
 	}
 	if m := recallsInFlight(t, state); m != n {
 		t.Fatalf("a recall at a dead host left %d in flight of %d", m, n)
 	}
-	if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().RecallRepeats == 0 {
-		t.Fatalf("the recall at the right host: exit %d, %d asked again\n%s", code, srv.Stats().RecallRepeats, out)
+	f.up(t)
+	if code, out := recallCLI(t, f.Running, state); code != exitIncomplete || srv.Stats().RecallRepeats == 0 {
+		t.Fatalf("the recall once the host is up: exit %d, %d asked again\n%s", code, srv.Stats().RecallRepeats, out)
 	}
 	ledgerAgrees(t, state, ids)
+}
+
+// front stands in front of an emulator at an address of its own: the
+// host a campaign is sent through, which passes calls on, or fails as
+// hosts fail: it answers them 404 (a wrong app), takes them and never
+// answers, or is down (connections refused).
+type front struct {
+	*emulator.Running // its URL is the front's
+	addr              string
+	mode              atomic.Int32
+	handler           http.Handler
+	mu                sync.Mutex
+	srv               *http.Server
+	quit              chan struct{}
+}
+
+// What a front does with a call.
+const (
+	frontPass = iota
+	front404
+	frontStall
+)
+
+func startFront(t *testing.T, srv *emulator.Running) *front {
+	t.Helper()
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{quit: make(chan struct{})}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	f.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch f.mode.Load() {
+		case front404:
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"organization_application_not_found","error_description":"no such app"}`)
+		case frontStall:
+			select {
+			case <-r.Context().Done():
+			case <-f.quit:
+			}
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = l.Addr().String()
+	f.Running = &emulator.Running{Server: srv.Server, URL: "http://" + f.addr}
+	f.serve(l)
+	t.Cleanup(func() {
+		close(f.quit)
+		f.down()
+	})
+	return f
+}
+
+func (f *front) set(mode int32) { f.mode.Store(mode) }
+
+func (f *front) serve(l net.Listener) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.srv = &http.Server{Handler: f.handler}
+	go f.srv.Serve(l)
+}
+
+// down closes the front's listener and connections: connections to it
+// are refused until up.
+func (f *front) down() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.srv.Close()
+}
+
+// up listens at the front's address again.
+func (f *front) up(t *testing.T) {
+	t.Helper()
+	l, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(l)
+}
+
+// sendThroughFront sends the recall campaign of users (recallCampaign)
+// through a front of an emulator of cfg.
+func sendThroughFront(t *testing.T, users int, cfg emulator.Config) (srv *emulator.Running, f *front, state string, ids int) {
+	t.Helper()
+	dir := t.TempDir()
+	campaign, ids := recallCampaign(t, dir, users)
+	state = filepath.Join(dir, "l.db")
+	srv = startFake(t, cfg)
+	f = startFront(t, srv)
+	if code, out := guardRun(t, f.Running, state, campaign); code != exitOK {
+		t.Fatalf("run: exit %d\n%s", code, out)
+	}
+	return srv, f, state, ids
+}
+
+// TestRecallAfterAResend: deliveries left uncertain by a 500 after
+// delivery, then sent again with --resend-uncertain, have two copies at
+// the server, the first with no message ID: a recall withdraws the
+// second and still exits 3, saying the first may have arrived.
+func TestRecallAfterAResend(t *testing.T) {
+	dir := t.TempDir()
+	campaign := filepath.Join(dir, "spring.csv")
+	if err := os.WriteFile(campaign, []byte("kind,to,msg\nrooms,r1,hi\nrooms,r2,hi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "l.db")
+	srv := startFake(t, emulator.Config{QuotaScale: 20, Faults: emulator.Faults{ErrorAfter: 1}})
+	if code, out := guardRun(t, srv, state, campaign, "--max-failure-rate", "1"); code != exitIncomplete {
+		t.Fatalf("the run answered 500: exit %d, want 3\n%s", code, out)
+	}
+	srv.SetFaults(emulator.Faults{})
+	if code, out := guardRun(t, srv, state, campaign, "--resend-uncertain"); code != exitOK || srv.Stats().Delivered != 4 {
+		t.Fatalf("the resend: exit %d, %d delivered; want 0 and each room twice\n%s", code, srv.Stats().Delivered, out)
+	}
+	code, out := recallCLI(t, srv, state)
+	if code != exitIncomplete || srv.Stats().Recalled != 2 || !strings.Contains(out, "2 deliveries were sent again after an uncertain call") {
+		t.Errorf("recall after the resend: exit %d, %d recalled; want 3, both second copies, and the 2 first copies named\n%s", code, srv.Stats().Recalled, out)
+	}
+}
+
+// TestRecallsBackToBackStayUnderTheQuota: recalls run one right after
+// another at a small recall quota (5 calls a second) are never refused
+// 429: the calls of the one before still fill the server's window, and
+// the next waits it out before its first call.
+func TestRecallsBackToBackStayUnderTheQuota(t *testing.T) {
+	srv, state, ids := sendRecallCampaign(t, 600, emulator.Config{QuotaScale: 20, RecallQuotaScale: 0.05})
+	for _, only := range []string{"users", "groups,rooms", "group_members,room_members"} {
+		if code, out := recallCLI(t, srv, state, "--quota-scale", "0.05", "--only", only); code != exitOK && code != exitIncomplete {
+			t.Fatalf("recall --only %s: exit %d\n%s", only, code, out)
+		}
+		t.Logf("after --only %s: %d refused, %d calls", only, srv.Stats().Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests], srv.Stats().Kinds[emulator.KindBatchRecall].Calls)
+	}
+	st := srv.Stats()
+	if n := st.Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests]; n != 0 || st.Recalled != ids {
+		t.Errorf("back-to-back recalls: %d refused 429, %d of %d recalled; want none refused, all recalled", n, st.Recalled, ids)
+	}
 }

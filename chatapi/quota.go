@@ -74,14 +74,22 @@ func (k Kind) DefaultQuota() Quota { return quotas[k] }
 // and overridden. The two legacy kinds share one endpoint and one quota.
 type Quotas map[Kind]Quota
 
+// CheckScale refuses a quota scale that is not a finite positive number.
+func CheckScale(scale float64) error {
+	if !(scale > 0) || math.IsInf(scale, 0) {
+		return fmt.Errorf("quota scale %v: want a positive number", scale)
+	}
+	return nil
+}
+
 // NewQuotas scales every default quota by scale (the --quota-scale of an app
 // whose quotas were raised; the call and message quotas of an endpoint move
 // together) and then applies overrides, each "KIND.calls=N" or
 // "KIND.messages=N" with N counted over the limit's own window (a second;
 // a minute for users.messages). An override of a legacy kind applies to both.
 func NewQuotas(scale float64, overrides []string) (Quotas, error) {
-	if !(scale > 0) || math.IsInf(scale, 0) {
-		return nil, fmt.Errorf("quota scale %v: want a positive number", scale)
+	if err := CheckScale(scale); err != nil {
+		return nil, err
 	}
 	q := Quotas{}
 	for _, k := range Kinds {

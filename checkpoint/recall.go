@@ -4,12 +4,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketRecalls is a campaign's sub-bucket of recall marks, by message ID.
+// bucketRecalls is a campaign's sub-bucket of recall marks, by the host
+// a message was sent through and its ID (markKey).
 var bucketRecalls = []byte("recalls")
 
 // RecallState is where the recall of one sent message stands.
@@ -37,7 +39,11 @@ func (s RecallState) String() string {
 // RecallMark is the recall of one message: every delivery its ID names
 // (the members of a directed message share one).
 type RecallMark struct {
-	MsgID  string
+	MsgID string
+	// Host is the API base the message was sent through (Delivery.Via),
+	// "" for a delivery of a ledger from before it was recorded: with
+	// MsgID it keys the mark, because two hosts may give one ID.
+	Host   string
 	State  RecallState
 	Reason string // with NotRecalled: the server's reason, or why none was asked
 	Time   time.Time
@@ -57,26 +63,37 @@ type RecallMark struct {
 // version 2 no Doubt.
 const recallVersion = 3
 
-func (m RecallMark) encode() []byte {
+func (m RecallMark) encode(key []byte) []byte {
 	b := []byte{recallVersion, byte(m.State)}
 	b = binary.AppendVarint(b, m.Time.UnixNano())
 	b = appendString(b, m.Reason)
 	b = appendString(b, m.Via)
 	b = appendString(b, m.Doubt)
-	return binary.BigEndian.AppendUint32(b, markSum(m.MsgID, b))
+	return binary.BigEndian.AppendUint32(b, markSum(string(key), b))
 }
 
 func markSum(id string, b []byte) uint32 {
 	return crc32Update(crc32Sum([]byte(id)), b)
 }
 
-func decodeMark(id string, b []byte) (RecallMark, error) {
+// markKey is the key of the mark of message id sent through host.
+func markKey(host, id string) string {
+	if host == "" {
+		return id
+	}
+	return host + "\x00" + id
+}
+
+func decodeMark(key string, b []byte) (RecallMark, error) {
 	n := len(b) - 4
-	if n < 2 || b[0] < 1 || b[0] > recallVersion || binary.BigEndian.Uint32(b[n:]) != markSum(id, b[:n]) {
-		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
+	if n < 2 || b[0] < 1 || b[0] > recallVersion || binary.BigEndian.Uint32(b[n:]) != markSum(key, b[:n]) {
+		return RecallMark{}, fmt.Errorf("recall mark %q: %w", key, ErrCorrupt)
 	}
 	d := &decoder{b: b[1:n]}
-	m := RecallMark{MsgID: id, State: RecallState(d.byte())}
+	m := RecallMark{MsgID: key, State: RecallState(d.byte())}
+	if host, id, ok := strings.Cut(key, "\x00"); ok {
+		m.Host, m.MsgID = host, id
+	}
 	m.Time = time.Unix(0, d.varint())
 	m.Reason = d.string()
 	if b[0] >= 2 {
@@ -86,12 +103,14 @@ func decodeMark(id string, b []byte) (RecallMark, error) {
 		m.Doubt = d.string()
 	}
 	if d.err != nil || m.State == RecallNone || m.State > NotRecalled {
-		return RecallMark{}, fmt.Errorf("recall mark %q: %w", id, ErrCorrupt)
+		return RecallMark{}, fmt.Errorf("recall mark %q: %w", key, ErrCorrupt)
 	}
 	return m, nil
 }
 
-// Recalls returns the campaign's recall marks by message ID.
+// Recalls returns the campaign's recall marks by message ID, prefixed by
+// the host the message was sent through and a NUL when the mark has one
+// (markKey).
 func (c *Campaign) Recalls() (map[string]RecallMark, error) {
 	marks := map[string]RecallMark{}
 	err := c.s.view(func(tx *bolt.Tx) error {
@@ -104,7 +123,7 @@ func (c *Campaign) Recalls() (map[string]RecallMark, error) {
 			if err != nil {
 				return err
 			}
-			marks[m.MsgID] = m
+			marks[string(k)] = m
 			return nil
 		})
 	})
@@ -126,8 +145,9 @@ func (c *Campaign) MarkRecalls(marks ...RecallMark) error {
 			if m.MsgID == "" {
 				return fmt.Errorf("recall mark without a message ID")
 			}
+			key := []byte(markKey(m.Host, m.MsgID))
 			if m.State == RecallNone {
-				if err := b.Delete([]byte(m.MsgID)); err != nil {
+				if err := b.Delete(key); err != nil {
 					return err
 				}
 				continue
@@ -135,7 +155,7 @@ func (c *Campaign) MarkRecalls(marks ...RecallMark) error {
 			if m.Time.IsZero() {
 				m.Time = now
 			}
-			if err := b.Put([]byte(m.MsgID), m.encode()); err != nil {
+			if err := b.Put(key, m.encode(key)); err != nil {
 				return err
 			}
 		}

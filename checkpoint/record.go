@@ -56,6 +56,10 @@ type Record struct {
 	Error    string   // with Failed, Uncertain and Pending after a refusal
 	Attempts int      // calls made for this batch so far
 	Time     time.Time
+	// Via is the API base (host and app) the batch was sent through;
+	// "" in the records of ledgers from before it was recorded. Only
+	// that host holds its messages: a recall asks there.
+	Via string
 	// Message is the message's JSON, stored once per digest by Begin for
 	// reports; it is not part of the record.
 	Message []byte
@@ -64,10 +68,12 @@ type Record struct {
 // Record encodings: version 1 as the first ledgers wrote it; version 2
 // ends with a CRC-32C of the record's key and value, because bbolt checks
 // only its meta pages, and a bit flipped in a record (a recipient, a
-// state) would read as another delivery, which a run would then send.
+// state) would read as another delivery, which a run would then send;
+// version 3 has Via after the IDs, before the checksum.
 const (
 	recordVersion1 = 1
-	recordVersion  = 2
+	recordVersion2 = 2
+	recordVersion  = 3
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -87,7 +93,7 @@ const (
 )
 
 func (r *Record) encode() []byte {
-	n := 64 + len(r.Kind) + len(r.Scope) + len(r.Error)
+	n := 64 + len(r.Kind) + len(r.Scope) + len(r.Error) + len(r.Via)
 	for _, t := range r.To {
 		n += len(t) + 2
 	}
@@ -124,6 +130,7 @@ func (r *Record) encode() []byte {
 			b = appendString(b, id)
 		}
 	}
+	b = appendString(b, r.Via)
 	return binary.BigEndian.AppendUint32(b, recordSum(r.Seq, b))
 }
 
@@ -210,8 +217,8 @@ func (d *decoder) byte() byte {
 	return v[0]
 }
 
-// decodeRecord reads a record; with full false it leaves out the IDs and
-// the error, which resuming does not need.
+// decodeRecord reads a record; with full false it leaves out the IDs, the
+// error and Via, which resuming does not need.
 func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
 	r, d, n, err := decodeHead(seq, b, full)
 	if err != nil {
@@ -243,6 +250,9 @@ func decodeRecord(seq uint64, b []byte, full bool) (Record, error) {
 		default:
 			d.err = ErrCorrupt
 		}
+		if b[0] >= recordVersion {
+			r.Via = d.string()
+		}
 	}
 	if d.err != nil {
 		return Record{}, fmt.Errorf("record %d: %w", seq, d.err)
@@ -259,7 +269,7 @@ func decodeHead(seq uint64, b []byte, withError bool) (Record, *decoder, uint64,
 	}
 	switch b[0] {
 	case recordVersion1:
-	case recordVersion:
+	case recordVersion2, recordVersion:
 		n := len(b) - 4
 		if n < 1 || binary.BigEndian.Uint32(b[n:]) != recordSum(seq, b[:n]) {
 			return Record{}, nil, 0, fmt.Errorf("record %d: checksum: %w", seq, ErrCorrupt)

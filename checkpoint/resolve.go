@@ -30,7 +30,7 @@ func (c *Campaign) Resolve(as State, match func(Delivery) bool, at time.Time) (i
 	type group struct {
 		kind, scope string
 		digest      [32]byte
-		was         string
+		was, via    string
 	}
 	var order []group
 	groups := map[group][]string{}
@@ -38,7 +38,7 @@ func (c *Campaign) Resolve(as State, match func(Delivery) bool, at time.Time) (i
 		if d.State != Uncertain || !match(d) {
 			return nil
 		}
-		g := group{d.Kind, d.Scope, d.Digest, d.Error}
+		g := group{d.Kind, d.Scope, d.Digest, d.Error, d.Via}
 		if _, ok := groups[g]; !ok {
 			order = append(order, g)
 		}
@@ -64,7 +64,7 @@ func (c *Campaign) Resolve(as State, match func(Delivery) bool, at time.Time) (i
 				if err != nil {
 					return err
 				}
-				r := Record{Seq: seq, Kind: g.kind, Scope: g.scope, Digest: g.digest, To: part, State: as, Error: note, Time: at}
+				r := Record{Seq: seq, Kind: g.kind, Scope: g.scope, Digest: g.digest, To: part, State: as, Error: note, Time: at, Via: g.via}
 				if err := b.Put(seqKey(seq), r.encode()); err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"strings"
 	"time"
 )
 
@@ -74,8 +75,11 @@ func (c *Campaign) Resume() (*Deliveries, error) {
 		return nil, err
 	}
 	for _, r := range stale {
-		// The record was read without its IDs and error; an in-flight
-		// record has neither.
+		// The record was read without its IDs, error and host; an
+		// in-flight record has only the host.
+		if err := c.reread(&r); err != nil {
+			return nil, err
+		}
 		r.State, r.Error, r.Time = Uncertain, InterruptedError, time.Now()
 		if err := c.Finish(&r); err != nil {
 			return nil, err
@@ -93,6 +97,14 @@ type Delivery struct {
 	MessageID   string
 	Error       string
 	Time        time.Time
+	// Via is the API base its latest call went through; "" in ledgers
+	// from before it was recorded
+	Via string
+	// CopiedBefore says a call of it before the latest may have delivered
+	// it: it was uncertain, then sent again (--resend-uncertain), and the
+	// operator did not resolve it as failed in between. That copy has no
+	// message ID to recall it by.
+	CopiedBefore bool
 	// Recall is the recall of its message, if one was asked (imcast
 	// recall); the zero mark if none
 	Recall RecallMark
@@ -108,10 +120,21 @@ func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
 	}
 	id := NewIdentity()
 	key := func(r *Record, to string) uint64 { return id.Key("", r.Kind, r.Scope, &r.Digest, to) }
-	latest := map[uint64]uint64{}
-	err = c.records(false, func(r Record) error {
+	// each delivery's latest record, and whether a call of it before that
+	// one may have delivered it
+	type seen struct {
+		seq                     uint64
+		uncertain, copiedBefore bool
+	}
+	latest := map[uint64]seen{}
+	err = c.records(true, func(r Record) error {
 		for _, to := range r.To {
-			latest[key(&r, to)] = r.Seq
+			k := key(&r, to)
+			was, ok := latest[k]
+			now := seen{seq: r.Seq, uncertain: r.State == InFlight || r.State == Uncertain}
+			// the operator's word that it did not arrive settles those
+			now.copiedBefore = ok && (was.copiedBefore || was.uncertain) && !(r.State == Failed && strings.HasPrefix(r.Error, resolvedPrefix))
+			latest[k] = now
 		}
 		return nil
 	})
@@ -124,13 +147,15 @@ func (c *Campaign) EachDelivery(fn func(Delivery) error) error {
 			state = Uncertain
 		}
 		for i, to := range r.To {
-			if latest[key(&r, to)] != r.Seq {
+			l := latest[key(&r, to)]
+			if l.seq != r.Seq {
 				continue
 			}
-			d := Delivery{Kind: r.Kind, Scope: r.Scope, Digest: r.Digest, To: to, State: state, Error: r.Error, Time: r.Time}
+			d := Delivery{Kind: r.Kind, Scope: r.Scope, Digest: r.Digest, To: to, State: state, Error: r.Error, Time: r.Time, Via: r.Via,
+				CopiedBefore: l.copiedBefore}
 			if i < len(r.IDs) {
 				d.MessageID = r.IDs[i]
-				d.Recall = marks[d.MessageID]
+				d.Recall = marks[markKey(d.Via, d.MessageID)]
 			}
 			if err := fn(d); err != nil {
 				return err

@@ -543,6 +543,26 @@ func (c *Campaign) Records(fn func(Record) error) error {
 	return c.records(true, fn)
 }
 
+// reread reads r again in full, by its sequence number.
+func (c *Campaign) reread(r *Record) error {
+	return c.s.view(func(tx *bolt.Tx) error {
+		b, err := c.bucket(tx, bucketBatches)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			return fmt.Errorf("record %d: gone", r.Seq)
+		}
+		again, err := decodeRecord(r.Seq, b.Get(seqKey(r.Seq)), true)
+		if err != nil {
+			return err
+		}
+		again.Campaign = r.Campaign
+		*r = again
+		return nil
+	})
+}
+
 func (c *Campaign) records(full bool, fn func(Record) error) error {
 	return c.s.view(func(tx *bolt.Tx) error {
 		b, err := c.bucket(tx, bucketBatches)

@@ -175,6 +175,7 @@ type runner struct {
 	ledger   Ledger
 	progress *Progress
 	sem      chan struct{}
+	via      string // the sender's API base, recorded with each batch, if it has one
 
 	prepMu   sync.Mutex
 	prepared map[[32]byte]*preparedMsg
@@ -208,6 +209,9 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	}
 	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
+	if b, ok := sender.(interface{ BaseURL() string }); ok {
+		r.via = b.BaseURL()
+	}
 
 	order := endpoints(cfg)
 	// The watchdog stops the run, and cuts short the calls in flight, when
@@ -645,7 +649,7 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 // time the campaign has it.
 func (r *runner) begin(m *planner.Message, it item) (*checkpoint.Record, error) {
 	campaign := r.cfg.campaignOf(m)
-	rec := &checkpoint.Record{Campaign: campaign, Kind: string(m.Kind), Scope: m.Scope, Digest: m.Digest, To: it.batch.To, Attempts: it.attempts + 1}
+	rec := &checkpoint.Record{Campaign: campaign, Kind: string(m.Kind), Scope: m.Scope, Digest: m.Digest, To: it.batch.To, Attempts: it.attempts + 1, Via: r.via}
 	sk := storedKey{campaign, m.Digest}
 	if _, done := r.stored.Load(sk); !done {
 		rec.Message = m.RowJSON()
@@ -771,7 +775,7 @@ func (r *runner) delivered(rec *checkpoint.Record, res chatapi.Result) error {
 		rec.State, rec.Error = checkpoint.Uncertain, noID
 	case len(missing) > 0:
 		rec.State, rec.To, rec.IDs = checkpoint.Sent, sent, ids
-		parts = append(parts, &checkpoint.Record{Campaign: rec.Campaign, Kind: rec.Kind, Scope: rec.Scope, Digest: rec.Digest,
+		parts = append(parts, &checkpoint.Record{Campaign: rec.Campaign, Kind: rec.Kind, Scope: rec.Scope, Digest: rec.Digest, Via: rec.Via,
 			To: missing, Attempts: rec.Attempts, State: checkpoint.Uncertain, Error: noID, Time: rec.Time})
 	default:
 		rec.State, rec.IDs = checkpoint.Sent, ids

@@ -68,12 +68,22 @@ type RecallResult struct {
 	// Uncertain deliveries may have arrived, and have no message ID to
 	// recall them by
 	Uncertain int64
+	// CopiedBefore counts sent deliveries an earlier, uncertain call may
+	// have delivered too (sent again with --resend-uncertain): that copy
+	// has no message ID to recall it by
+	CopiedBefore int64
+	// Elsewhere counts the sent deliveries, not recalled yet, that went
+	// through other API bases, by base: only the host that sent a message
+	// can recall it, so they are not asked here
+	Elsewhere map[string]int64
 	Elapsed   time.Duration
 }
 
 // Complete reports whether every sent delivery is recalled, and none
 // may have arrived unrecalled.
-func (r *RecallResult) Complete() bool { return r.Recalled == r.Sent && r.Uncertain == 0 }
+func (r *RecallResult) Complete() bool {
+	return r.Recalled == r.Sent && r.Uncertain == 0 && r.CopiedBefore == 0
+}
 
 // Reasons a delivery is not recalled that the server does not give.
 const (
@@ -93,20 +103,28 @@ func HasRecallID(d checkpoint.Delivery) bool {
 	return d.MessageID != "" && chatapi.Kind(d.Kind).ChatType() != ""
 }
 
-// recallTarget is one message to recall: its ID, where it went, and the
-// deliveries it covers; inDoubt says a recall of it may have gone out
-// already here (in flight when a run died, or unanswered), so that the
-// server's not_found then means recalled, if this host may hold the
-// message. doubt is the API base of such a recall at another host that
-// may hold it, kept in the marks written here; prev is the mark before
-// this recall, put back when a call of it does nothing; marked says the
-// ledger holds it in flight here.
+// recallTarget is one message to recall: its ID, the host it was sent
+// through ("" in ledgers from before that was recorded), where it went,
+// and the deliveries it covers; holds says the host asked may hold the
+// message (it sent it, or, for a message of an older ledger, sent some of
+// the campaign). inDoubt says a recall of it may have gone out already
+// here (in flight when a run died, or unanswered), so that the server's
+// not_found then means recalled, if the host holds the message. doubt is
+// the API base of such a recall at another host that may hold it, kept
+// in the marks written here; prev is the mark before this recall, put
+// back when a call of it does nothing; marked says the ledger holds it in
+// flight here.
 type recallTarget struct {
-	id, to, chatType string
-	deliveries       int64
-	inDoubt, marked  bool
-	doubt            string
-	prev             checkpoint.RecallMark
+	id, host, to, chatType string
+	deliveries             int64
+	holds, inDoubt, marked bool
+	doubt                  string
+	prev                   checkpoint.RecallMark
+}
+
+// mark is a mark of t's message.
+func (t recallTarget) mark(state checkpoint.RecallState) checkpoint.RecallMark {
+	return checkpoint.RecallMark{MsgID: t.id, Host: t.host, State: state}
 }
 
 type recallBatch struct {
@@ -151,25 +169,43 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if err != nil {
 		return nil, err
 	}
-	// a ledger from before hosts were recorded: any host may hold them
+	// a message of a ledger from before the hosts of its batches were
+	// recorded, from before the campaign's were too: any host may hold it
 	holds := func(via string) bool { return len(hosts) == 0 || slices.Contains(hosts, via) }
-	res := &RecallResult{Reasons: map[string]int64{}}
-	todo, err := recallTargets(camp, cfg, holds, res)
+	res := &RecallResult{Reasons: map[string]int64{}, Elsewhere: map[string]int64{}}
+	todo, last, err := recallTargets(camp, cfg, holds, res)
 	if err != nil {
 		return res, err
 	}
-	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res, holds: holds(cfg.Via),
+	// the calls of a recall that ended (or was killed) a moment ago still
+	// fill the server's window, which this process's pacer knows nothing
+	// of: wait it out first, as long as a call written just before its
+	// mark may take to arrive too
+	if len(todo) > 0 && !sleepUntil(ctx, last.Add(cfg.Calls.Window+recallArrival)) {
+		res.Unknown = res.Sent - res.Recalled - res.NotRecalled
+		return res, ctx.Err()
+	}
+	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res,
 		pacer: newPacer("recall", chatapi.Quota{Calls: cfg.Calls}, DefaultPacing, nil)}
 	err = rr.run(ctx, todo)
 	res.Unknown = res.Sent - res.Recalled - res.NotRecalled
+	for _, n := range res.Elsewhere {
+		res.Unknown -= n
+	}
 	res.Elapsed = time.Since(start)
 	return res, err
 }
 
+// recallArrival bounds how long after its in-flight mark a recall call
+// reaches the server.
+const recallArrival = 200 * time.Millisecond
+
 // recallTargets reads the campaign's sent deliveries and their recall
-// marks into res, and returns the messages to recall; holds says whether
-// an API base may hold the campaign's messages.
-func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(string) bool, res *RecallResult) ([]recallTarget, error) {
+// marks into res, and returns the messages to recall and the time of the
+// latest mark (zero if none); holds says whether an API
+// base may hold the campaign's messages.
+func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(string) bool, res *RecallResult) ([]recallTarget, time.Time, error) {
+	var last time.Time
 	types := map[[32]byte]string{}
 	typeOf := func(digest [32]byte) (string, error) {
 		if t, ok := types[digest]; ok {
@@ -186,10 +222,13 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 		types[digest] = m.Type
 		return m.Type, nil
 	}
-	byID := map[string]*recallTarget{}
+	byID := map[[2]string]*recallTarget{} // by host and message ID
 	var order []*recallTarget
 	var cmds []checkpoint.RecallMark
 	err := camp.EachDelivery(func(d checkpoint.Delivery) error {
+		if d.Recall.Time.After(last) {
+			last = d.Recall.Time // of any kind: all share the quota
+		}
 		kind := chatapi.Kind(d.Kind)
 		if cfg.Kinds != nil && !slices.Contains(cfg.Kinds, kind) {
 			return nil
@@ -201,6 +240,9 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 			return nil
 		}
 		res.Sent++
+		if d.CopiedBefore {
+			res.CopiedBefore++
+		}
 		if !HasRecallID(d) {
 			res.not(1, ReasonNoID)
 			return nil
@@ -219,18 +261,23 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 				return nil
 			}
 		}
+		if d.Via != "" && d.Via != cfg.Via {
+			res.Elsewhere[d.Via]++
+			return nil
+		}
 		typ, err := typeOf(d.Digest)
 		if err != nil {
 			return err
 		}
 		if typ == "cmd" {
 			if d.Recall.State == checkpoint.RecallNone {
-				cmds = append(cmds, checkpoint.RecallMark{MsgID: d.MessageID, State: checkpoint.NotRecalled, Reason: reasonCmd})
+				cmds = append(cmds, checkpoint.RecallMark{MsgID: d.MessageID, Host: d.Via, State: checkpoint.NotRecalled, Reason: reasonCmd})
 			}
 			res.not(1, reasonCmd)
 			return nil
 		}
-		t := byID[d.MessageID]
+		key := [2]string{d.Via, d.MessageID}
+		t := byID[key]
 		if t == nil {
 			to := d.To
 			if kind.Scoped() {
@@ -249,35 +296,37 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 			if doubt == cfg.Via {
 				doubt = ""
 			}
-			t = &recallTarget{id: d.MessageID, to: to, chatType: ct, inDoubt: inDoubt, marked: marked, doubt: doubt, prev: p}
-			byID[d.MessageID] = t
+			t = &recallTarget{id: d.MessageID, host: d.Via, to: to, chatType: ct, holds: d.Via != "" || holds(cfg.Via),
+				inDoubt: inDoubt, marked: marked, doubt: doubt, prev: p}
+			byID[key] = t
 			order = append(order, t)
 		}
 		t.deliveries++
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, last, err
 	}
 	if len(cmds) > 0 {
 		if err := camp.MarkRecalls(dedupMarks(cmds)...); err != nil {
-			return nil, fmt.Errorf("ledger: %w", err)
+			return nil, last, fmt.Errorf("ledger: %w", err)
 		}
 	}
 	out := make([]recallTarget, len(order))
 	for i, t := range order {
 		out[i] = *t
 	}
-	return out, nil
+	return out, last, nil
 }
 
-// dedupMarks keeps one mark per message ID (the members of a directed
+// dedupMarks keeps one mark per message (the members of a directed
 // message share theirs).
 func dedupMarks(marks []checkpoint.RecallMark) []checkpoint.RecallMark {
-	seen := map[string]bool{}
+	seen := map[[2]string]bool{}
 	return slices.DeleteFunc(marks, func(m checkpoint.RecallMark) bool {
-		dup := seen[m.MsgID]
-		seen[m.MsgID] = true
+		k := [2]string{m.Host, m.MsgID}
+		dup := seen[k]
+		seen[k] = true
 		return dup
 	})
 }
@@ -294,11 +343,6 @@ type recaller struct {
 	camp  *checkpoint.Campaign
 	rc    Recaller
 	pacer *pacer
-
-	// holds says the host asked (cfg.Via) is one the campaign was sent
-	// through, so that its not found after a recall in doubt there
-	// means recalled; another host never had the messages
-	holds bool
 
 	health   health
 	mu       sync.Mutex // guards res and progress
@@ -423,7 +467,9 @@ func (r *recaller) call(ctx, sendCtx context.Context, b recallBatch, bk booking)
 	for i, t := range send {
 		msgs[i] = chatapi.Recall{MsgID: t.id, To: t.to, ChatType: t.chatType, Force: r.cfg.Force}
 		if !t.marked {
-			inFlight = append(inFlight, checkpoint.RecallMark{MsgID: t.id, State: checkpoint.RecallInFlight, Via: r.cfg.Via, Doubt: t.doubt})
+			m := t.mark(checkpoint.RecallInFlight)
+			m.Via, m.Doubt = r.cfg.Via, t.doubt
+			inFlight = append(inFlight, m)
 			send[i].marked = true
 		}
 	}
@@ -527,14 +573,15 @@ func (r *recaller) failed(b recallBatch, sent int, err error) (*recallBatch, tim
 // message, recalled by that recall; else not recalled for the reason,
 // keeping what is in doubt (here too, when the host may hold it).
 func (r *recaller) outcome(t recallTarget, reason string) checkpoint.RecallMark {
-	if reason == "" || reason == chatapi.ReasonNotFound && t.inDoubt && r.holds {
-		return checkpoint.RecallMark{MsgID: t.id, State: checkpoint.Recalled}
+	if reason == "" || reason == chatapi.ReasonNotFound && t.inDoubt && t.holds {
+		return t.mark(checkpoint.Recalled)
 	}
-	doubt := t.doubt
-	if t.inDoubt && r.holds {
-		doubt = r.cfg.Via
+	m := t.mark(checkpoint.NotRecalled)
+	m.Reason, m.Via, m.Doubt = reason, r.cfg.Via, t.doubt
+	if t.inDoubt && t.holds {
+		m.Doubt = r.cfg.Via
 	}
-	return checkpoint.RecallMark{MsgID: t.id, State: checkpoint.NotRecalled, Reason: reason, Via: r.cfg.Via, Doubt: doubt}
+	return m
 }
 
 // unmark puts back the marks of msgs from before this recall's call
@@ -547,7 +594,7 @@ func (r *recaller) unmark(msgs []recallTarget) error {
 	for i, t := range msgs {
 		if !t.inDoubt {
 			prev := t.prev
-			prev.MsgID = t.id
+			prev.MsgID, prev.Host = t.id, t.host
 			marks = append(marks, prev)
 			msgs[i].marked = false
 		}

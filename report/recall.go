@@ -22,6 +22,12 @@ func WriteRecall(w io.Writer, campaign, ledger string, r *job.RecallResult) {
 	if r.Uncertain > 0 {
 		fmt.Fprintf(w, "%s uncertain: they may have arrived, and have no message ID to recall them by (imcast report --state %s --only uncertain)\n", planner.Count(r.Uncertain, "delivery is", "deliveries are"), ledger)
 	}
+	if r.CopiedBefore > 0 {
+		fmt.Fprintf(w, "%s sent again after an uncertain call (--resend-uncertain): the copy that call may have delivered has no message ID to recall it by\n", planner.Count(r.CopiedBefore, "delivery was", "deliveries were"))
+	}
+	for _, via := range slices.Sorted(maps.Keys(r.Elsewhere)) {
+		fmt.Fprintf(w, "%s sent through %s, not this host: only that host can recall them; run recall with the --host and app of that address\n", planner.Count(r.Elsewhere[via], "delivery was", "deliveries were"), via)
+	}
 	fmt.Fprintf(w, "this recall: %s to recall, %s in %s\n", planner.Count(r.Messages, "message", "messages"), planner.Count(r.Calls, "call", "calls"), r.Elapsed.Round(10*1e6))
 	if len(r.Reasons) == 0 {
 		return
