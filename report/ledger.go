@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"imcast/chatapi"
 	"imcast/checkpoint"
 	"imcast/job"
 	"imcast/planner"
@@ -209,7 +210,12 @@ var deliveryValue = map[string]func(campaign string, d checkpoint.Delivery) stri
 	"scope":      func(_ string, d checkpoint.Delivery) string { return d.Scope },
 	"recipient":  func(_ string, d checkpoint.Delivery) string { return d.To },
 	"state":      func(_ string, d checkpoint.Delivery) string { return d.State.String() },
-	"message_id": func(_ string, d checkpoint.Delivery) string { return d.MessageID },
+	"message_id": func(_ string, d checkpoint.Delivery) string {
+		if chatapi.Kind(d.Kind).Legacy() {
+			return "" // the legacy API answers "success", no ID
+		}
+		return d.MessageID
+	},
 	"error":      func(_ string, d checkpoint.Delivery) string { return d.Error },
 	"time":       func(_ string, d checkpoint.Delivery) string { return d.Time.UTC().Format(time.RFC3339Nano) },
 	"recall": func(_ string, d checkpoint.Delivery) string {

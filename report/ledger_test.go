@@ -19,6 +19,18 @@ func TestEveryDeliveryColumnHasAValue(t *testing.T) {
 	}
 }
 
+// TestLegacyDeliveriesHaveNoMessageID: the legacy API answers "success"
+// for each recipient, which is no message ID.
+func TestLegacyDeliveriesHaveNoMessageID(t *testing.T) {
+	id := deliveryValue["message_id"]
+	if got := id("c", checkpoint.Delivery{Kind: "legacy_users", State: checkpoint.Sent, MessageID: "success"}); got != "" {
+		t.Errorf("legacy delivery: message_id %q, want none", got)
+	}
+	if got := id("c", checkpoint.Delivery{Kind: "users", State: checkpoint.Sent, MessageID: "123"}); got != "123" {
+		t.Errorf("users delivery: message_id %q, want 123", got)
+	}
+}
+
 // TestStatusPlannedCoversTheLedger checks that a campaign's planned count
 // is never below the deliveries its ledger holds: a plan counts its files,
 // and a report fed back holds a part of its campaign only.
