@@ -92,6 +92,9 @@ func TestDamagedLedgersAreRefused(t *testing.T) {
 		{name: "another bbolt format", atOpen: true, reason: "another file format", damage: func(t *testing.T, path string) {
 			rewriteMetas(t, path, 3)
 		}},
+		{name: "a damaged format mark", atOpen: true, reason: "its format mark is damaged", damage: func(t *testing.T, path string) {
+			updateBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketFormat).Put(keyFormat, []byte{0xff}) })
+		}},
 		{name: "another imcast format", atOpen: true, reason: "another version of imcast", damage: func(t *testing.T, path string) {
 			updateBolt(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bucketFormat).Put(keyFormat, binary.AppendUvarint(nil, 99)) })
 		}},

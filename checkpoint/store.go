@@ -173,7 +173,10 @@ func (s *Store) prepare(tx *bolt.Tx) error {
 	switch {
 	case fb != nil:
 		v, n := binary.Uvarint(fb.Get(keyFormat))
-		if n <= 0 || v != format {
+		if n <= 0 || n != len(fb.Get(keyFormat)) {
+			return &DamagedError{Path: s.path, Reason: "its format mark is damaged"}
+		}
+		if v != format {
 			return &DamagedError{Path: s.path, Reason: fmt.Sprintf("it was written by another version of imcast (ledger format %d; this one reads %d)", v, format)}
 		}
 	case tx.Bucket(bucketCampaigns) == nil && hasBuckets(tx):
