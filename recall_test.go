@@ -579,19 +579,38 @@ func TestRecallAfterAResend(t *testing.T) {
 }
 
 // TestRecallsBackToBackStayUnderTheQuota: recalls run one right after
-// another at a small recall quota (5 calls a second) are never refused
-// 429: the calls of the one before still fill the server's window, and
-// the next waits it out before its first call.
+// another at a small recall quota (5 calls a second), of one campaign and
+// of another in the same ledger, are never refused 429: the calls of the
+// one before still fill the server's window, and the next waits it out
+// before its first call.
 func TestRecallsBackToBackStayUnderTheQuota(t *testing.T) {
 	srv, state, ids := sendRecallCampaign(t, 600, emulator.Config{QuotaScale: 20, RecallQuotaScale: 0.05})
-	for _, only := range []string{"users", "groups,rooms", "group_members,room_members"} {
-		if code, out := recallCLI(t, srv, state, "--quota-scale", "0.05", "--only", only); code != exitOK && code != exitIncomplete {
-			t.Fatalf("recall --only %s: exit %d\n%s", only, code, out)
+	autumn := filepath.Join(t.TempDir(), "autumn.csv")
+	var rows strings.Builder
+	rows.WriteString("to,msg\n")
+	for i := range 90 {
+		fmt.Fprintf(&rows, "a%03d,fall\n", i)
+	}
+	if err := os.WriteFile(autumn, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := guardRun(t, srv, state, autumn); code != exitOK {
+		t.Fatalf("run autumn: exit %d\n%s", code, out)
+	}
+	for _, step := range [][]string{
+		{"--only", "users"},
+		{"--campaign", "autumn"},
+		{"--only", "groups,rooms"},
+		{"--only", "group_members,room_members"},
+	} {
+		args := append([]string{"recall", "--host", srv.URL, "--org", "o", "--app", "a", "--state", state, "--campaign", "spring", "--quota-scale", "0.05", "--quiet"}, step...)
+		if code, stdout, stderr := runCLI(t, args...); code != exitOK && code != exitIncomplete {
+			t.Fatalf("recall %v: exit %d\n%s%s", step, code, stdout, stderr)
 		}
-		t.Logf("after --only %s: %d refused, %d calls", only, srv.Stats().Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests], srv.Stats().Kinds[emulator.KindBatchRecall].Calls)
+		t.Logf("after %v: %d refused, %d calls", step, srv.Stats().Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests], srv.Stats().Kinds[emulator.KindBatchRecall].Calls)
 	}
 	st := srv.Stats()
-	if n := st.Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests]; n != 0 || st.Recalled != ids {
-		t.Errorf("back-to-back recalls: %d refused 429, %d of %d recalled; want none refused, all recalled", n, st.Recalled, ids)
+	if n := st.Kinds[emulator.KindBatchRecall].Responses[http.StatusTooManyRequests]; n != 0 || st.Recalled != ids+90 {
+		t.Errorf("back-to-back recalls: %d refused 429, %d of %d recalled; want none refused, all recalled", n, st.Recalled, ids+90)
 	}
 }

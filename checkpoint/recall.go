@@ -130,6 +130,28 @@ func (c *Campaign) Recalls() (map[string]RecallMark, error) {
 	return marks, err
 }
 
+// LastRecall returns the time of the latest recall mark of any campaign,
+// zero if none: the calls of every campaign's recall count in one quota.
+func (s *Store) LastRecall() (time.Time, error) {
+	names, err := s.Campaigns()
+	if err != nil {
+		return time.Time{}, err
+	}
+	var last time.Time
+	for _, name := range names {
+		marks, err := s.Campaign(name).Recalls()
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, m := range marks {
+			if m.Time.After(last) {
+				last = m.Time
+			}
+		}
+	}
+	return last, nil
+}
+
 // MarkRecalls durably records marks (each stamped now if it has no time),
 // over any mark of the same message, in one transaction. A mark of state
 // RecallNone removes the message's mark: a call that never reached the

@@ -173,14 +173,18 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	// recorded, from before the campaign's were too: any host may hold it
 	holds := func(via string) bool { return len(hosts) == 0 || slices.Contains(hosts, via) }
 	res := &RecallResult{Reasons: map[string]int64{}, Elsewhere: map[string]int64{}}
-	todo, last, err := recallTargets(camp, cfg, holds, res)
+	todo, err := recallTargets(camp, cfg, holds, res)
 	if err != nil {
 		return res, err
 	}
-	// the calls of a recall that ended (or was killed) a moment ago still
-	// fill the server's window, which this process's pacer knows nothing
-	// of: wait it out first, as long as a call written just before its
-	// mark may take to arrive too
+	// the calls of a recall that ended (or was killed) a moment ago, of
+	// any campaign, still fill the server's window, which this process's
+	// pacer knows nothing of: wait it out first, as long as a call
+	// written just before its mark may take to arrive too
+	last, err := store.LastRecall()
+	if err != nil {
+		return res, err
+	}
 	if len(todo) > 0 && !sleepUntil(ctx, last.Add(cfg.Calls.Window+recallArrival)) {
 		res.Unknown = res.Sent - res.Recalled - res.NotRecalled
 		return res, ctx.Err()
@@ -201,11 +205,9 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 const recallArrival = 200 * time.Millisecond
 
 // recallTargets reads the campaign's sent deliveries and their recall
-// marks into res, and returns the messages to recall and the time of the
-// latest mark (zero if none); holds says whether an API
-// base may hold the campaign's messages.
-func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(string) bool, res *RecallResult) ([]recallTarget, time.Time, error) {
-	var last time.Time
+// marks into res, and returns the messages to recall; holds says whether
+// an API base may hold the campaign's messages.
+func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(string) bool, res *RecallResult) ([]recallTarget, error) {
 	types := map[[32]byte]string{}
 	typeOf := func(digest [32]byte) (string, error) {
 		if t, ok := types[digest]; ok {
@@ -226,9 +228,6 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 	var order []*recallTarget
 	var cmds []checkpoint.RecallMark
 	err := camp.EachDelivery(func(d checkpoint.Delivery) error {
-		if d.Recall.Time.After(last) {
-			last = d.Recall.Time // of any kind: all share the quota
-		}
 		kind := chatapi.Kind(d.Kind)
 		if cfg.Kinds != nil && !slices.Contains(cfg.Kinds, kind) {
 			return nil
@@ -305,18 +304,18 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 		return nil
 	})
 	if err != nil {
-		return nil, last, err
+		return nil, err
 	}
 	if len(cmds) > 0 {
 		if err := camp.MarkRecalls(dedupMarks(cmds)...); err != nil {
-			return nil, last, fmt.Errorf("ledger: %w", err)
+			return nil, fmt.Errorf("ledger: %w", err)
 		}
 	}
 	out := make([]recallTarget, len(order))
 	for i, t := range order {
 		out[i] = *t
 	}
-	return out, last, nil
+	return out, nil
 }
 
 // dedupMarks keeps one mark per message (the members of a directed

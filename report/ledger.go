@@ -205,19 +205,19 @@ type rowWriter interface {
 
 // deliveryValue is a delivery's value of each delivery column.
 var deliveryValue = map[string]func(campaign string, d checkpoint.Delivery) string{
-	"campaign":   func(campaign string, d checkpoint.Delivery) string { return campaign },
-	"kind":       func(_ string, d checkpoint.Delivery) string { return d.Kind },
-	"scope":      func(_ string, d checkpoint.Delivery) string { return d.Scope },
-	"recipient":  func(_ string, d checkpoint.Delivery) string { return d.To },
-	"state":      func(_ string, d checkpoint.Delivery) string { return d.State.String() },
+	"campaign":  func(campaign string, d checkpoint.Delivery) string { return campaign },
+	"kind":      func(_ string, d checkpoint.Delivery) string { return d.Kind },
+	"scope":     func(_ string, d checkpoint.Delivery) string { return d.Scope },
+	"recipient": func(_ string, d checkpoint.Delivery) string { return d.To },
+	"state":     func(_ string, d checkpoint.Delivery) string { return d.State.String() },
 	"message_id": func(_ string, d checkpoint.Delivery) string {
 		if chatapi.Kind(d.Kind).Legacy() {
 			return "" // the legacy API answers "success", no ID
 		}
 		return d.MessageID
 	},
-	"error":      func(_ string, d checkpoint.Delivery) string { return d.Error },
-	"time":       func(_ string, d checkpoint.Delivery) string { return d.Time.UTC().Format(time.RFC3339Nano) },
+	"error": func(_ string, d checkpoint.Delivery) string { return d.Error },
+	"time":  func(_ string, d checkpoint.Delivery) string { return d.Time.UTC().Format(time.RFC3339Nano) },
 	"recall": func(_ string, d checkpoint.Delivery) string {
 		if d.Recall.State == checkpoint.NotRecalled {
 			return "not recalled: " + d.Recall.Reason
