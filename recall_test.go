@@ -415,8 +415,8 @@ func TestRecallAsksOnlyTheHostThatSent(t *testing.T) {
 	}
 	for _, srv := range []*emulator.Running{a, b} {
 		calls := srv.Stats().Calls
-		if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Calls != calls {
-			t.Errorf("a last recall at %s: exit %d, %d calls\n%s", srv.URL, code, srv.Stats().Calls-calls, out)
+		if code, out := recallCLI(t, srv, state); code != exitIncomplete || srv.Stats().Calls != calls || strings.Contains(out, "not this host") {
+			t.Errorf("a last recall at %s: exit %d, %d calls; want 3, none, and nothing left to another host\n%s", srv.URL, code, srv.Stats().Calls-calls, out)
 		}
 	}
 	if n := recallsInFlight(t, state); n != 0 {

@@ -253,8 +253,12 @@ func recallTargets(camp *checkpoint.Campaign, cfg RecallConfig, holds func(strin
 			return nil
 		case checkpoint.NotRecalled:
 			// asked again: too late, with --force; or answered by another
-			// host or app, which may not hold the message
+			// host or app, which may not hold the message; an answer of
+			// the host that sent it stands anywhere else
 			again := cfg.Force && d.Recall.Reason == ReasonTooLate || d.Recall.Via != "" && d.Recall.Via != cfg.Via
+			if d.Via != "" && d.Via != cfg.Via && (d.Recall.Via == "" || d.Recall.Via == d.Via) {
+				again = false
+			}
 			if !again {
 				res.not(1, d.Recall.Reason)
 				return nil
