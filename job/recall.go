@@ -186,18 +186,24 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 		return res, err
 	}
 	if len(todo) > 0 && !sleepUntil(ctx, last.Add(cfg.Calls.Window+recallArrival)) {
-		res.Unknown = res.Sent - res.Recalled - res.NotRecalled
+		res.countUnknown()
 		return res, ctx.Err()
 	}
 	rr := &recaller{cfg: cfg, camp: camp, rc: rc, res: res,
 		pacer: newPacer("recall", chatapi.Quota{Calls: cfg.Calls}, DefaultPacing, nil)}
 	err = rr.run(ctx, todo)
-	res.Unknown = res.Sent - res.Recalled - res.NotRecalled
-	for _, n := range res.Elsewhere {
-		res.Unknown -= n
-	}
+	res.countUnknown()
 	res.Elapsed = time.Since(start)
 	return res, err
+}
+
+// countUnknown sets Unknown: the sent deliveries asked here with no
+// outcome yet.
+func (r *RecallResult) countUnknown() {
+	r.Unknown = r.Sent - r.Recalled - r.NotRecalled
+	for _, n := range r.Elsewhere {
+		r.Unknown -= n
+	}
 }
 
 // recallArrival bounds how long after its in-flight mark a recall call
