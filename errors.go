@@ -29,11 +29,7 @@ func notRecalled(res *job.RecallResult) error {
 	if res.CopiedBefore > 0 {
 		what = append(what, planner.Count(res.CopiedBefore, "delivery sent again may have arrived", "deliveries sent again may have arrived")+" twice, the first copy with no message ID to recall")
 	}
-	var elsewhere int64
-	for _, n := range res.Elsewhere {
-		elsewhere += n
-	}
-	if elsewhere > 0 {
+	if elsewhere := res.SentElsewhere(); elsewhere > 0 {
 		what = append(what, planner.Count(elsewhere, "sent delivery went", "sent deliveries went")+" through another host, which alone can recall them")
 	}
 	return fmt.Errorf("%w: %s (the summary says why)", errRecallIncomplete, strings.Join(what, "; "))

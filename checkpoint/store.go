@@ -172,8 +172,9 @@ func (s *Store) prepare(tx *bolt.Tx) error {
 	fb := tx.Bucket(bucketFormat)
 	switch {
 	case fb != nil:
-		v, n := binary.Uvarint(fb.Get(keyFormat))
-		if n <= 0 || n != len(fb.Get(keyFormat)) {
+		mark := fb.Get(keyFormat)
+		v, n := binary.Uvarint(mark)
+		if n <= 0 || n != len(mark) {
 			return &DamagedError{Path: s.path, Reason: "its format mark is damaged"}
 		}
 		if v != format {

@@ -265,11 +265,7 @@ func PrepareCampaign(ctx context.Context, camp *planner.Campaign, store Store, s
 		res.AlreadySent = max(res.AlreadySent, v.planned)
 	}
 	res.Plan = plan
-	via := ""
-	if b, ok := sender.(interface{ BaseURL() string }); ok {
-		via = b.BaseURL()
-	}
-	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0, via); err != nil {
+	if err := recordPlanned(store, cfg.Campaign, counts, plan.Total.Pending > 0, baseURLOf(sender)); err != nil {
 		return nil, err
 	}
 	if cfg.Canary > 0 {

@@ -207,11 +207,8 @@ func Run(ctx context.Context, cfg Config, src Source, sender Sender, ledger Ledg
 	if h, ok := sender.(interface{ Host() string }); ok && cfg.Host == "" {
 		cfg.Host = h.Host()
 	}
-	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress,
+	r := &runner{cfg: cfg, sender: sender, ledger: ledger, progress: cfg.Progress, via: baseURLOf(sender),
 		sem: make(chan struct{}, cfg.Workers), prepared: map[[32]byte]*preparedMsg{}}
-	if b, ok := sender.(interface{ BaseURL() string }); ok {
-		r.via = b.BaseURL()
-	}
 
 	order := endpoints(cfg)
 	// The watchdog stops the run, and cuts short the calls in flight, when
@@ -643,6 +640,15 @@ func (r *runner) call(ctx, sendCtx context.Context, e *endpoint, it item, bk boo
 		return r.delivered(rec, res)
 	}
 	return r.failed(e, rec, m, err)
+}
+
+// baseURLOf is the API base (host and app) a sender or recaller sends
+// to, "" if it does not say.
+func baseURLOf(client any) string {
+	if b, ok := client.(interface{ BaseURL() string }); ok {
+		return b.BaseURL()
+	}
+	return ""
 }
 
 // begin durably records the batch in flight, with its message the first

@@ -156,9 +156,7 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 	if h, ok := rc.(interface{ Host() string }); ok && cfg.Host == "" {
 		cfg.Host = h.Host()
 	}
-	if b, ok := rc.(interface{ BaseURL() string }); ok && cfg.Via == "" {
-		cfg.Via = b.BaseURL()
-	}
+	cfg.Via = cmp.Or(cfg.Via, baseURLOf(rc))
 	cfg.Unreachable = cmp.Or(cfg.Unreachable, 10*time.Second)
 	cfg.StallTimeout = cmp.Or(cfg.StallTimeout, 5*time.Minute)
 	camp, err := store.Existing(cfg.Campaign)
@@ -200,10 +198,16 @@ func Recall(ctx context.Context, store *checkpoint.Store, rc Recaller, cfg Recal
 // countUnknown sets Unknown: the sent deliveries asked here with no
 // outcome yet.
 func (r *RecallResult) countUnknown() {
-	r.Unknown = r.Sent - r.Recalled - r.NotRecalled
-	for _, n := range r.Elsewhere {
-		r.Unknown -= n
+	r.Unknown = r.Sent - r.Recalled - r.NotRecalled - r.SentElsewhere()
+}
+
+// SentElsewhere is how many sent deliveries Elsewhere counts in all.
+func (r *RecallResult) SentElsewhere() int64 {
+	var n int64
+	for _, e := range r.Elsewhere {
+		n += e
 	}
+	return n
 }
 
 // recallArrival bounds how long after its in-flight mark a recall call
